@@ -1,0 +1,251 @@
+"""The HDF5 tile cache: thumbnails, their features, where they came from, and what failed.
+
+Only the client process writes a cache; workers never open it for writing. The
+schema is documented in the README ("Tile cache schema").
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import h5py
+import numpy as np
+
+from ._errors import MosaicError
+from ._features import DOMINANT_BINS_PER_CHANNEL, TileFeatures
+
+__all__ = ["SCHEMA_VERSION", "CacheError", "TileCache", "FileRecord"]
+
+SCHEMA_VERSION = 1
+_PATH_DTYPE = h5py.string_dtype("utf-8")
+_FEATURE_DEFINITIONS = {
+    "colour_space": "CIELAB, D65 white, from sRGB (IEC 61966-2-1); distance = CIE76 delta E",
+    "mean_lab": "mean L*a*b* of all pixels of the square thumbnail",
+    "dominant_lab": (
+        f"mean L*a*b* of the pixels in the fullest bin of a "
+        f"{DOMINANT_BINS_PER_CHANNEL}x{DOMINANT_BINS_PER_CHANNEL}x{DOMINANT_BINS_PER_CHANNEL} sRGB histogram"
+    ),
+    "grid_lab": "mean L*a*b* of each block of a grid x grid split, row-major from the top left",
+}
+
+
+class CacheError(MosaicError):
+    """A cache that cannot be used as asked; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the cache knows of one file: its stat key and where it ended up."""
+
+    size: int
+    mtime_ns: int
+    row: int  # index into /tiles, or -1 for a recorded failure
+
+
+def _encode(paths: Iterable[str]) -> list[bytes]:
+    # fsencode keeps undecodable file names (surrogate escapes) round-trippable.
+    return [os.fsencode(p) for p in paths]
+
+
+def _decode(raw: np.ndarray) -> list[str]:
+    return [os.fsdecode(p) for p in raw]
+
+
+class TileCache:
+    """An open tile cache. Use :meth:`create` or :meth:`open`, ideally in a ``with`` block.
+
+    Parameters
+    ----------
+    file : h5py.File
+        The open HDF5 file (owned by this object from now on).
+    """
+
+    def __init__(self, file: h5py.File):
+        self.file = file
+        version = file.attrs.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise CacheError(f"{file.filename}: schema version {version}, this mosaic reads version {SCHEMA_VERSION}")
+        self._discard_uncommitted_rows()
+
+    # -- opening ---------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike, tile_size: int, grid: int) -> "TileCache":
+        """Create a new, empty cache file (refusing to overwrite one)."""
+        try:
+            file = h5py.File(path, "w-")
+        except (FileExistsError, OSError) as exc:
+            raise CacheError(f"cannot create cache {os.fspath(path)}: {exc}") from None
+        file.attrs.update(
+            schema_version=SCHEMA_VERSION,
+            tile_size=tile_size,
+            grid=grid,
+            feature_definitions=json.dumps(_FEATURE_DEFINITIONS),
+            roots=json.dumps([]),
+        )
+        tiles = file.create_group("tiles")
+        s = tile_size
+        tiles.create_dataset(
+            "thumbnails", shape=(0, s, s, 3), maxshape=(None, s, s, 3), dtype=np.uint8,
+            chunks=(max(1, 2**18 // (s * s * 3)), s, s, 3), compression="gzip", compression_opts=1,
+        )
+        for name, shape in (("mean_lab", (3,)), ("dominant_lab", (3,)), ("grid_lab", (grid, grid, 3))):
+            tiles.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=np.float32, chunks=(4096, *shape))
+        cls._create_file_columns(tiles)
+        failures = file.create_group("failures")
+        cls._create_file_columns(failures)
+        failures.create_dataset("reason", shape=(0,), maxshape=(None,), dtype=_PATH_DTYPE, chunks=(1024,))
+        failures.create_dataset("detail", shape=(0,), maxshape=(None,), dtype=_PATH_DTYPE, chunks=(1024,))
+        return cls(file)
+
+    @staticmethod
+    def _create_file_columns(group: h5py.Group) -> None:
+        group.create_dataset("size", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+        group.create_dataset("mtime_ns", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+        # Written last on every append: the length of "path" is the committed row count.
+        group.create_dataset("path", shape=(0,), maxshape=(None,), dtype=_PATH_DTYPE, chunks=(1024,))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, mode: str = "r") -> "TileCache":
+        """Open an existing cache, read-only (``"r"``) or for appending (``"r+"``)."""
+        if not os.path.exists(path):
+            raise CacheError(f"no tile cache at {os.fspath(path)}")
+        try:
+            file = h5py.File(path, mode)
+        except OSError as exc:
+            if "lock" in str(exc).lower():
+                raise CacheError(f"{os.fspath(path)} is open for writing by another process (is a `mosaic index` running?)") from None
+            raise CacheError(f"{os.fspath(path)} is not a readable tile cache: {exc}") from None
+        if "schema_version" not in file.attrs:
+            file.close()
+            raise CacheError(f"{os.fspath(path)} is an HDF5 file but not a mosaic tile cache")
+        return cls(file)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> "TileCache":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- metadata ----------------------------------------------------------------
+    @property
+    def tile_size(self) -> int:
+        return int(self.file.attrs["tile_size"])
+
+    @property
+    def grid(self) -> int:
+        return int(self.file.attrs["grid"])
+
+    @property
+    def roots(self) -> list[str]:
+        return json.loads(self.file.attrs["roots"])
+
+    @property
+    def feature_definitions(self) -> dict[str, str]:
+        return json.loads(self.file.attrs["feature_definitions"])
+
+    def add_root(self, root: str) -> None:
+        """Remember a library folder that was indexed into this cache."""
+        roots = self.roots
+        if root not in roots:
+            self.file.attrs["roots"] = json.dumps(roots + [root])
+
+    def __len__(self) -> int:
+        return self.file["tiles/path"].shape[0]
+
+    @property
+    def n_failures(self) -> int:
+        return self.file["failures/path"].shape[0]
+
+    # -- reading -----------------------------------------------------------------
+    def paths(self) -> list[str]:
+        """Source path of every tile, in row order."""
+        return _decode(self.file["tiles/path"][:])
+
+    def features(self) -> TileFeatures:
+        """All tiles' features, in row order."""
+        n = len(self)
+        tiles = self.file["tiles"]
+        return TileFeatures(*(tiles[name][:n] for name in TileFeatures._fields))
+
+    def thumbnails(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The thumbnails at ``rows`` (any order, repeats allowed), shape (len(rows), s, s, 3)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        unique, inverse = np.unique(rows, return_inverse=True)
+        if unique.size and (unique[0] < 0 or unique[-1] >= len(self)):
+            raise IndexError(f"tile rows out of range 0..{len(self) - 1}")
+        return self.file["tiles/thumbnails"][unique][inverse]
+
+    def failures(self) -> list[tuple[str, str, str]]:
+        """``(path, reason, detail)`` of every recorded failure."""
+        group = self.file["failures"]
+        n = group["path"].shape[0]
+        reasons = group["reason"].asstr()[:n]
+        details = group["detail"].asstr()[:n]
+        return list(zip(_decode(group["path"][:n]), reasons, details))
+
+    def known_files(self) -> dict[str, FileRecord]:
+        """Every path the cache holds, as a tile or as a failure, with its stat key."""
+        known: dict[str, FileRecord] = {}
+        for group_name in ("failures", "tiles"):  # a tile wins over a stale failure
+            group = self.file[group_name]
+            n = group["path"].shape[0]
+            sizes, mtimes = group["size"][:n], group["mtime_ns"][:n]
+            for i, path in enumerate(_decode(group["path"][:n])):
+                row = i if group_name == "tiles" else -1
+                known[path] = FileRecord(int(sizes[i]), int(mtimes[i]), row)
+        return known
+
+    # -- writing -----------------------------------------------------------------
+    def append_tiles(self, paths: Sequence[str], sizes, mtimes_ns, thumbnails: np.ndarray, features: TileFeatures) -> None:
+        """Append tiles; they become visible only once the whole batch is written."""
+        n_new = len(paths)
+        if n_new == 0:
+            return
+        tiles = self.file["tiles"]
+        start = len(self)
+        columns = {"thumbnails": thumbnails, **features._asdict(), "size": sizes, "mtime_ns": mtimes_ns}
+        for name, values in columns.items():
+            tiles[name].resize(start + n_new, axis=0)
+            tiles[name][start:] = values
+        tiles["path"].resize(start + n_new, axis=0)
+        tiles["path"][start:] = _encode(paths)
+        self.file.flush()
+
+    def replace_tiles(self, rows: Sequence[int], sizes, mtimes_ns, thumbnails: np.ndarray, features: TileFeatures) -> None:
+        """Overwrite existing tile rows in place (a file changed since it was indexed)."""
+        tiles = self.file["tiles"]
+        columns = {"thumbnails": thumbnails, **features._asdict(), "size": sizes, "mtime_ns": mtimes_ns}
+        for i, row in enumerate(rows):
+            for name, values in columns.items():
+                tiles[name][row] = values[i]
+        self.file.flush()
+
+    def append_failures(self, paths: Sequence[str], sizes, mtimes_ns, reasons: Sequence[str], details: Sequence[str]) -> None:
+        """Record files that could not be made into tiles, with a reason category and detail."""
+        n_new = len(paths)
+        if n_new == 0:
+            return
+        group = self.file["failures"]
+        start = self.n_failures
+        for name, values in (("size", sizes), ("mtime_ns", mtimes_ns), ("reason", list(reasons)), ("detail", list(details))):
+            group[name].resize(start + n_new, axis=0)
+            group[name][start:] = values
+        group["path"].resize(start + n_new, axis=0)
+        group["path"][start:] = _encode(paths)
+        self.file.flush()
+
+    def _discard_uncommitted_rows(self) -> None:
+        """Trim columns a killed writer extended past the committed ``path`` length."""
+        if self.file.mode != "r+":
+            return
+        for group_name in ("tiles", "failures"):
+            group = self.file[group_name]
+            n = group["path"].shape[0]
+            for dataset in group.values():
+                if dataset.shape[0] > n:
+                    dataset.resize(n, axis=0)

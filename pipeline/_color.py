@@ -1,0 +1,61 @@
+"""sRGB -> CIELAB conversion (D65 white, CIE 1976), pure numpy."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["srgb_to_lab"]
+
+# sRGB primaries to CIE XYZ (IEC 61966-2-1), rows scaled by the D65 white point so
+# that the result is XYZ / white directly.
+_D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+_RGB_TO_XYZ = np.array(
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ]
+)
+_RGB_TO_XYZ_WHITE = (_RGB_TO_XYZ / _D65_WHITE[:, None]).astype(np.float32)
+
+
+def _srgb_decode_table() -> np.ndarray:
+    c = np.arange(256, dtype=np.float64) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return linear.astype(np.float32)
+
+
+# uint8 input is linearised by table lookup: far cheaper than a power per pixel.
+_SRGB_TO_LINEAR = _srgb_decode_table()
+
+_EPSILON = 216.0 / 24389.0
+_KAPPA = 24389.0 / 27.0
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """Convert sRGB colours to CIELAB (D65).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3)
+        uint8 sRGB values in 0..255, or floats in 0..1.
+
+    Returns
+    -------
+    lab : ndarray of float32, shape (..., 3)
+        L* in 0..100, a* and b* roughly in -128..127.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.shape[-1] != 3:
+        raise ValueError(f"expected a last axis of length 3, got shape {rgb.shape}")
+    if rgb.dtype == np.uint8:
+        linear = _SRGB_TO_LINEAR[rgb]
+    else:
+        c = np.clip(rgb.astype(np.float32), 0.0, 1.0)
+        linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _RGB_TO_XYZ_WHITE.T
+    f = np.where(xyz > _EPSILON, np.cbrt(xyz), (_KAPPA * xyz + 16.0) / 116.0)
+    lab = np.empty_like(f, dtype=np.float32)
+    lab[..., 0] = 116.0 * f[..., 1] - 16.0
+    lab[..., 1] = 500.0 * (f[..., 0] - f[..., 1])
+    lab[..., 2] = 200.0 * (f[..., 1] - f[..., 2])
+    return lab

@@ -1,0 +1,93 @@
+"""The `mosaic` command line."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from ._errors import MosaicError
+from .demo import run_demo
+from .index import DEFAULT_GRID, DEFAULT_TILE_SIZE, index_library
+from .info import describe_cache
+from .make import make_mosaic
+
+__all__ = ["main"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _cluster_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Dask cluster (default: a LocalCluster on this machine)")
+    where = group.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="address of a running scheduler, e.g. tcp://10.0.0.5:8786")
+    where.add_argument("--scheduler-file", metavar="FILE", help="scheduler file written by `dask scheduler --scheduler-file`")
+    group.add_argument("--workers", type=_positive_int, metavar="N", help="LocalCluster worker processes (default: one per core)")
+    parser.add_argument("--quiet", action="store_true", help="no progress or dashboard link on stderr")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mosaic", description="Photomosaics from photo libraries of any size, on Dask.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="make a mosaic from the bundled demo photos")
+    demo.add_argument("--out-dir", default="mosaic-demo", help="where to write the mosaic (default: ./mosaic-demo)")
+    _cluster_options(demo)
+
+    index = commands.add_parser("index", help="index a photo library into an HDF5 tile cache")
+    index.add_argument("library", help="folder of photos, scanned recursively")
+    index.add_argument("--cache", required=True, help="HDF5 tile cache to create or update")
+    index.add_argument("--tile-size", type=_positive_int, help=f"thumbnail side in px for a new cache (default {DEFAULT_TILE_SIZE})")
+    index.add_argument("--grid", type=_positive_int, help=f"feature grid per side for a new cache (default {DEFAULT_GRID})")
+    index.add_argument("--batch-size", type=_positive_int, help="files per Dask task (default: automatic)")
+    _cluster_options(index)
+
+    make = commands.add_parser("make", help="make a mosaic of a target photo from a tile cache")
+    make.add_argument("target", help="the picture to reproduce")
+    make.add_argument("--cache", required=True, help="HDF5 tile cache made by `mosaic index`")
+    make.add_argument("--out", required=True, help="output image: .jpg, .png or .tif")
+    make.add_argument("--cols", type=_positive_int, default=80, help="cells across (default 80)")
+    make.add_argument("--rows", type=_positive_int, help="cells down (default: from the target's aspect ratio)")
+    make.add_argument("--tile-px", type=_positive_int, default=32, help="tile side in the output, px (default 32)")
+    make.add_argument("--max-uses", type=_positive_int, help="use no tile more often than this (default: unlimited)")
+    _cluster_options(make)
+
+    info = commands.add_parser("info", help="describe a tile cache")
+    info.add_argument("cache", help="HDF5 tile cache")
+    info.add_argument("--failures", action="store_true", help="list every file that could not be indexed, with its reason")
+    return parser
+
+
+def _cluster_kwargs(args: argparse.Namespace) -> dict:
+    return {"scheduler": args.scheduler, "scheduler_file": args.scheduler_file, "n_workers": args.workers, "progress": not args.quiet}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `mosaic` command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            summary = run_demo(args.out_dir, **_cluster_kwargs(args))
+            print(f"demo mosaic: {os.path.abspath(summary.output)}\n{summary}")
+        elif args.command == "index":
+            summary = index_library(args.library, args.cache, tile_size=args.tile_size, grid=args.grid,
+                                    batch_size=args.batch_size, **_cluster_kwargs(args))
+            print(summary)
+        elif args.command == "make":
+            summary = make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows,
+                                  tile_px=args.tile_px, max_uses=args.max_uses, **_cluster_kwargs(args))
+            print(summary)
+        elif args.command == "info":
+            print(describe_cache(args.cache, list_failures=args.failures))
+    except MosaicError as exc:
+        print(f"mosaic: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mosaic: interrupted", file=sys.stderr)
+        return 130
+    return 0
