@@ -1,0 +1,48 @@
+"""Shared fixtures: real photos (the bundled demo set), small libraries, and a real LocalCluster."""
+from __future__ import annotations
+
+import logging
+import shutil
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from distributed import Client, LocalCluster
+
+DEMO = Path(str(files("pipeline") / "data" / "demo"))
+
+
+@pytest.fixture(scope="session")
+def demo_photos() -> list[Path]:
+    """The bundled real JPEG photos."""
+    return sorted((DEMO / "library").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def demo_target() -> Path:
+    return DEMO / "target.jpg"
+
+
+@pytest.fixture
+def small_library(tmp_path: Path, demo_photos: list[Path]) -> Path:
+    """A library of 120 real photos in nested folders, plus files that are not photos."""
+    root = tmp_path / "library"
+    for i, photo in enumerate(demo_photos[::6][:120]):
+        folder = root / f"album{i % 3}" / ("more" if i % 2 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        name = photo.name if i % 5 else photo.stem + ".JPG"
+        shutil.copy(photo, folder / name)
+    (root / "album0" / "empty.jpg").write_bytes(b"")
+    (root / "album0" / "notes.jpg").write_text("this is not a photo\n")
+    (root / "album1" / "sidecar.xmp").write_text("<xmp/>")
+    (root / ".hidden").mkdir()
+    shutil.copy(demo_photos[0], root / ".hidden" / "skipped.jpg")
+    return root
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A real two-worker LocalCluster shared by the tests that need one."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+        yield c
