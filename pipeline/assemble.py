@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 
 import numpy as np
 from PIL import Image
@@ -61,12 +61,15 @@ def write_image(pixels: np.ndarray, path: str | os.PathLike, quality: int = 90) 
     options = {"quality": quality, "optimize": True} if image_format == "JPEG" else {}
     if image_format == "TIFF":
         options = {"compression": "tiff_deflate"}
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=".mosaic-", suffix=extension, dir=folder)
+    # A hidden sibling opened with "x" (not mkstemp, which forces mode 0600) so the
+    # finished file gets the user's usual permissions.
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(temporary, "xb") as f:
             Image.fromarray(pixels).save(f, format=image_format, **options)
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        if os.path.exists(temporary):
+            os.unlink(temporary)
         raise

@@ -40,6 +40,9 @@ def test_write_image_formats(tmp_path, extension):
         if extension != ".jpg":
             np.testing.assert_array_equal(np.asarray(im), pixels)
     assert os.listdir(tmp_path) == [f"out{extension}"]  # no temporary left behind
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert os.stat(tmp_path / f"out{extension}").st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_write_image_refuses_bad_requests(tmp_path):
