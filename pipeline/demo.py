@@ -40,5 +40,5 @@ def run_demo(
                 print(summary, file=sys.stderr)
             return make_mosaic(
                 data / "target.jpg", cache, os.path.join(out_dir, "demo-mosaic.jpg"),
-                cols=cols, tile_px=tile_px, client=dask, progress=False,
+                cols=cols, tile_px=tile_px, client=dask, progress=progress,
             )

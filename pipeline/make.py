@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -95,6 +96,11 @@ def _write_assignment_csv(path: str, assignment: Assignment, cols: int, tile_pat
     os.replace(temporary, path)
 
 
+def _report(enabled: bool, line: str) -> None:
+    if enabled:
+        print(line, file=sys.stderr, flush=True)
+
+
 def _check_output(out: str, target: str, cache_path: str) -> None:
     for precious in (target, cache_path):
         if os.path.exists(out) and os.path.samefile(out, precious):
@@ -159,11 +165,13 @@ def make_mosaic(
         n_rows, n_cols = grid_shape(target_pixels.shape[1], target_pixels.shape[0], cols, rows)
         cells = compute_features(cell_patches(target_pixels, n_rows, n_cols), grid)
         seconds["features"] = time.perf_counter() - start
+        _report(progress, f"make: {n_cols}x{n_rows} cells described ({seconds['features']:.1f} s)")
 
         with dask_client(client, scheduler, scheduler_file, n_workers, announce=progress) as dask:
             t = time.perf_counter()
             assignment = match_cells(cells.mean_lab, tile_features.mean_lab, max_uses=max_uses, client=dask)
             seconds["match"] = time.perf_counter() - t
+        _report(progress, f"make: matched {len(assignment.tiles)} cells against {len(tile_paths)} tiles ({seconds['match']:.1f} s)")
 
         t = time.perf_counter()
         used, layout = np.unique(assignment.tiles, return_inverse=True)
@@ -172,6 +180,7 @@ def make_mosaic(
     csv_path = os.path.splitext(out)[0] + ".assignment.csv"
     _write_assignment_csv(csv_path, assignment, n_cols, tile_paths)
     seconds["assemble"] = time.perf_counter() - t
+    _report(progress, f"make: wrote {out} and its assignment CSV ({seconds['assemble']:.1f} s)")
     return MosaicSummary(
         output=out,
         assignment_csv=csv_path,
