@@ -7,8 +7,10 @@ import os
 import sys
 from typing import Iterator
 
-from distributed import Client, LocalCluster
+import dask.config
+from distributed import Client, LocalCluster, performance_report
 
+from ._config import config_get
 from ._errors import MosaicError
 
 __all__ = ["dask_client"]
@@ -20,9 +22,17 @@ def dask_client(
     scheduler: str | None = None,
     scheduler_file: str | os.PathLike | None = None,
     n_workers: int | None = None,
+    threads_per_worker: int | None = None,
+    dashboard_address: str | None = None,
+    report: str | os.PathLike | None = None,
     announce: bool = True,
 ) -> Iterator[Client]:
     """Yield a Dask client, and close only what this call created.
+
+    The first of these that is given decides: ``client``; ``scheduler``;
+    ``scheduler_file``; the ``scheduler-address`` dask setting (for example from
+    the ``DASK_SCHEDULER_ADDRESS`` environment variable); otherwise a new
+    LocalCluster sized by the arguments or the ``mosaic.cluster`` settings.
 
     Parameters
     ----------
@@ -32,9 +42,12 @@ def dask_client(
         Address of a running scheduler, e.g. ``tcp://10.0.0.5:8786``.
     scheduler_file : path, optional
         A scheduler file written by ``dask scheduler --scheduler-file``.
-    n_workers : int, optional
-        Workers of the LocalCluster started when none of the above is given
-        (default: one single-threaded worker process per core).
+    n_workers, threads_per_worker : int, optional
+        LocalCluster size (default: one single-threaded worker process per core).
+    dashboard_address : str, optional
+        Where a LocalCluster serves its dashboard (default ``127.0.0.1:8787``).
+    report : path, optional
+        Write Dask's performance report of everything run inside the block here (HTML).
     announce : bool
         Print the dashboard link to stderr (for a cluster this call connects to or starts).
 
@@ -42,35 +55,36 @@ def dask_client(
     ------
     distributed.Client
     """
-    if client is not None:
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(_connect_or_start(scheduler, scheduler_file, n_workers, threads_per_worker, dashboard_address))
+            if announce:
+                print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
+        if report is not None:
+            stack.enter_context(performance_report(filename=os.fspath(report)))
         yield client
-        return
-    if scheduler or scheduler_file:
-        where = scheduler or os.fspath(scheduler_file)
+
+
+@contextlib.contextmanager
+def _connect_or_start(scheduler, scheduler_file, n_workers, threads_per_worker, dashboard_address) -> Iterator[Client]:
+    address = scheduler or (None if scheduler_file else dask.config.get("scheduler-address", None))
+    if address or scheduler_file:
+        where = address or os.fspath(scheduler_file)
         try:
-            created = Client(address=scheduler, scheduler_file=scheduler_file, timeout="20s")
+            connected = Client(address=address, scheduler_file=scheduler_file, timeout="20s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise MosaicError(f"cannot reach the Dask scheduler at {where}: {exc}") from None
-        with created:
-            if announce:
-                _announce(created)
-            yield created
+        with connected:  # closes the connection, never the cluster
+            yield connected
         return
     # Photos are decoded by Pillow and features computed in numpy: one thread per
     # process avoids GIL contention. The nanny also sets OMP_NUM_THREADS=1 per worker.
-    cluster = LocalCluster(
-        n_workers=n_workers or os.cpu_count() or 1,
-        threads_per_worker=1,
+    with LocalCluster(
+        n_workers=n_workers or config_get("cluster.workers") or os.cpu_count() or 1,
+        threads_per_worker=threads_per_worker or config_get("cluster.threads"),
         processes=True,
         host="127.0.0.1",
-        dashboard_address="127.0.0.1:8787",
+        dashboard_address=dashboard_address or config_get("cluster.dashboard-address"),
         silence_logs=logging.ERROR,
-    )
-    with cluster, Client(cluster) as created:
-        if announce:
-            _announce(created)
-        yield created
-
-
-def _announce(client: Client) -> None:
-    print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
+    ) as cluster, Client(cluster) as started:
+        yield started

@@ -6,9 +6,10 @@ import os
 import sys
 from typing import Sequence
 
+from ._config import config_get
 from ._errors import MosaicError
 from .demo import run_demo
-from .index import DEFAULT_GRID, DEFAULT_TILE_SIZE, index_library
+from .index import index_library
 from .info import describe_cache
 from .make import make_mosaic
 
@@ -23,11 +24,21 @@ def _positive_int(text: str) -> int:
 
 
 def _cluster_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Dask cluster (default: a LocalCluster on this machine)")
+    group = parser.add_argument_group(
+        "Dask cluster",
+        "The first given of --scheduler, --scheduler-file, DASK_SCHEDULER_ADDRESS (or dask's scheduler-address "
+        "setting) is used; otherwise a LocalCluster is started on this machine.",
+    )
     where = group.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS", help="address of a running scheduler, e.g. tcp://10.0.0.5:8786")
     where.add_argument("--scheduler-file", metavar="FILE", help="scheduler file written by `dask scheduler --scheduler-file`")
-    group.add_argument("--workers", type=_positive_int, metavar="N", help="LocalCluster worker processes (default: one per core)")
+    group.add_argument("--workers", type=_positive_int, metavar="N",
+                       help=f"LocalCluster worker processes (default: mosaic.cluster.workers, {config_get('cluster.workers')}: one per core)")
+    group.add_argument("--threads", type=_positive_int, metavar="N",
+                       help=f"threads per LocalCluster worker (default: mosaic.cluster.threads, {config_get('cluster.threads')})")
+    group.add_argument("--dashboard-address", metavar="HOST:PORT",
+                       help=f"LocalCluster dashboard (default: mosaic.cluster.dashboard-address, {config_get('cluster.dashboard-address')})")
+    group.add_argument("--performance-report", metavar="FILE.html", help="write Dask's performance report of the run")
     parser.add_argument("--quiet", action="store_true", help="no progress or dashboard link on stderr")
 
 
@@ -42,19 +53,24 @@ def _parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="index a photo library into an HDF5 tile cache")
     index.add_argument("library", help="folder of photos, scanned recursively")
     index.add_argument("--cache", required=True, help="HDF5 tile cache to create or update")
-    index.add_argument("--tile-size", type=_positive_int, help=f"thumbnail side in px for a new cache (default {DEFAULT_TILE_SIZE})")
-    index.add_argument("--grid", type=_positive_int, help=f"feature grid per side for a new cache (default {DEFAULT_GRID})")
-    index.add_argument("--batch-size", type=_positive_int, help="files per Dask task (default: automatic)")
+    index.add_argument("--tile-size", type=_positive_int,
+                       help=f"thumbnail side in px for a new cache (default: mosaic.index.tile-size, {config_get('index.tile-size')})")
+    index.add_argument("--grid", type=_positive_int,
+                       help=f"feature grid per side for a new cache (default: mosaic.index.grid, {config_get('index.grid')})")
+    index.add_argument("--batch-size", type=_positive_int, help="files per Dask task (default: mosaic.index.batch-size, or automatic)")
     _cluster_options(index)
 
     make = commands.add_parser("make", help="make a mosaic of a target photo from a tile cache")
     make.add_argument("target", help="the picture to reproduce")
     make.add_argument("--cache", required=True, help="HDF5 tile cache made by `mosaic index`")
     make.add_argument("--out", required=True, help="output image: .jpg, .png or .tif")
-    make.add_argument("--cols", type=_positive_int, default=80, help="cells across (default 80)")
+    make.add_argument("--cols", type=_positive_int, default=config_get("make.cols"),
+                      help="cells across (default: mosaic.make.cols, %(default)s)")
     make.add_argument("--rows", type=_positive_int, help="cells down (default: from the target's aspect ratio)")
-    make.add_argument("--tile-px", type=_positive_int, default=32, help="tile side in the output, px (default 32)")
-    make.add_argument("--max-uses", type=_positive_int, help="use no tile more often than this (default: unlimited)")
+    make.add_argument("--tile-px", type=_positive_int, default=config_get("make.tile-px"),
+                      help="tile side in the output, px (default: mosaic.make.tile-px, %(default)s)")
+    make.add_argument("--max-uses", type=_positive_int, default=config_get("make.max-uses"),
+                      help="use no tile more often than this (default: mosaic.make.max-uses, %(default)s: unlimited)")
     _cluster_options(make)
 
     info = commands.add_parser("info", help="describe a tile cache")
@@ -64,7 +80,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cluster_kwargs(args: argparse.Namespace) -> dict:
-    return {"scheduler": args.scheduler, "scheduler_file": args.scheduler_file, "n_workers": args.workers, "progress": not args.quiet}
+    return {
+        "scheduler": args.scheduler,
+        "scheduler_file": args.scheduler_file,
+        "n_workers": args.workers,
+        "threads_per_worker": args.threads,
+        "dashboard_address": args.dashboard_address,
+        "report": args.performance_report,
+        "progress": not args.quiet,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

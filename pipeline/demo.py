@@ -20,20 +20,19 @@ def run_demo(
     *,
     cols: int = 64,
     tile_px: int = 24,
-    client: Client | None = None,
-    scheduler: str | None = None,
-    scheduler_file: str | os.PathLike | None = None,
-    n_workers: int | None = None,
     progress: bool = True,
+    client: Client | None = None,
+    **cluster_options,
 ) -> MosaicSummary:
     """Index the bundled demo photos into a temporary cache and make a mosaic of the bundled target.
 
-    Writes ``demo-mosaic.jpg`` and its assignment CSV into ``out_dir``.
+    Writes ``demo-mosaic.jpg`` and its assignment CSV into ``out_dir``. ``client`` and
+    ``cluster_options`` choose the cluster as in :func:`pipeline.dask_client`.
     """
     os.makedirs(out_dir, exist_ok=True)
     demo_data = files("pipeline") / "data" / "demo"
     with as_file(demo_data) as data, tempfile.TemporaryDirectory(prefix="mosaic-demo-") as scratch:
-        with dask_client(client, scheduler, scheduler_file, n_workers, announce=progress) as dask:
+        with dask_client(client, announce=progress, **cluster_options) as dask:
             cache = os.path.join(scratch, "demo-tiles.h5")
             summary = index_library(data / "library", cache, client=dask, progress=progress)
             if progress:

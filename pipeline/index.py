@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -10,20 +11,18 @@ from typing import NamedTuple, Sequence
 
 import dask.bag as db
 import numpy as np
-from distributed import Client, as_completed
+from distributed import Client, as_completed, get_worker
 
 from ._cache import TileCache
 from ._cluster import dask_client
+from ._config import config_get
 from ._errors import MosaicError
 from ._features import TileFeatures, compute_features
 from ._photo import PHOTO_EXTENSIONS, PhotoError, has_image_signature, load_square_thumbnail
 from ._progress import Progress
 from ._scan import FileEntry, scan_library
 
-__all__ = ["IndexedBatch", "IndexSummary", "index_batch", "index_library", "DEFAULT_TILE_SIZE", "DEFAULT_GRID"]
-
-DEFAULT_TILE_SIZE = 64
-DEFAULT_GRID = 3
+__all__ = ["IndexedBatch", "IndexSummary", "index_batch", "index_library"]
 
 
 class IndexedBatch(NamedTuple):
@@ -64,6 +63,16 @@ class IndexSummary:
         )
 
 
+_VISIBILITY_REASONS = frozenset({"missing", "unreadable"})
+
+
+def _this_process() -> str:
+    try:
+        return f"worker {get_worker().address}"
+    except ValueError:  # not inside a Dask worker
+        return f"host {socket.gethostname()}"
+
+
 def _looks_like_photo(path: str) -> bool:
     if os.path.splitext(path)[1].lower() in PHOTO_EXTENSIONS:
         return True
@@ -98,7 +107,10 @@ def index_batch(files: Sequence[FileEntry], tile_size: int, grid: int) -> Indexe
             thumbnails.append(load_square_thumbnail(entry.path, tile_size))
             tiles.append(entry)
         except PhotoError as exc:
-            failures.append((entry, exc.reason, exc.detail))
+            detail = exc.detail
+            if exc.reason in _VISIBILITY_REASONS:  # on a cluster: which machine could not see it
+                detail = f"on {_this_process()}: {detail}"
+            failures.append((entry, exc.reason, detail))
         except Exception as exc:  # one odd file must never end a run over millions
             failures.append((entry, "error", f"{type(exc).__name__}: {exc}"))
     if thumbnails:
@@ -116,7 +128,7 @@ def _index_partition(files: list[FileEntry], tile_size: int, grid: int) -> list[
 
 def _open_or_create(cache_path: str, tile_size: int | None, grid: int | None) -> TileCache:
     if not os.path.exists(cache_path):
-        return TileCache.create(cache_path, tile_size or DEFAULT_TILE_SIZE, grid or DEFAULT_GRID)
+        return TileCache.create(cache_path, tile_size or config_get("index.tile-size"), grid or config_get("index.grid"))
     cache = TileCache.open(cache_path, "r+")
     for name, asked, has in (("tile size", tile_size, cache.tile_size), ("feature grid", grid, cache.grid)):
         if asked is not None and asked != has:
@@ -161,12 +173,10 @@ def index_library(
     *,
     tile_size: int | None = None,
     grid: int | None = None,
-    client: Client | None = None,
-    scheduler: str | None = None,
-    scheduler_file: str | os.PathLike | None = None,
-    n_workers: int | None = None,
     batch_size: int | None = None,
     progress: bool = True,
+    client: Client | None = None,
+    **cluster_options,
 ) -> IndexSummary:
     """Index every photo below ``library`` into the tile cache at ``cache_path``.
 
@@ -181,14 +191,18 @@ def index_library(
     cache_path : path
         HDF5 tile cache; created if missing.
     tile_size, grid : int, optional
-        Thumbnail side (default 64) and feature grid (default 3) of a new cache;
-        for an existing one they must match or be left out.
-    client, scheduler, scheduler_file, n_workers
-        Which Dask cluster to use; see :func:`pipeline.dask_client`.
+        Thumbnail side and feature grid of a new cache (defaults: the
+        ``mosaic.index`` settings, 64 and 3); for an existing cache they must
+        match or be left out.
     batch_size : int, optional
-        Files per Dask task (default: about four tasks per worker thread, 8..256).
+        Files per Dask task (default: ``mosaic.index.batch-size``, or about four
+        tasks per worker thread, 8..256).
     progress : bool
-        Print progress to stderr.
+        Print the dashboard link and progress to stderr.
+    client : distributed.Client, optional
+        Run on this client's cluster.
+    **cluster_options
+        Otherwise, how to find or start a cluster: see :func:`pipeline.dask_client`.
 
     Returns
     -------
@@ -213,9 +227,9 @@ def index_library(
                                   [p.reason for p in new_problems], [p.detail for p in new_problems])
             summary.failures.update(p.reason for p in new_problems)
         if todo:
-            with dask_client(client, scheduler, scheduler_file, n_workers, announce=progress) as dask:
+            with dask_client(client, announce=progress, **cluster_options) as dask:
                 threads = max(1, sum(dask.nthreads().values()))
-                size = batch_size or max(8, min(256, math.ceil(len(todo) / (4 * threads))))
+                size = batch_size or config_get("index.batch-size") or max(8, min(256, math.ceil(len(todo) / (4 * threads))))
                 bag = db.from_sequence(todo, partition_size=size)
                 futures = dask.compute(bag.map_partitions(_index_partition, cache.tile_size, cache.grid).to_delayed())
                 bar = Progress("index", len(todo), "files", enabled=progress)

@@ -16,6 +16,7 @@ from ._cluster import dask_client
 from ._errors import MosaicError
 from ._features import compute_features
 from ._photo import PhotoError, load_rgb
+from ._progress import Progress
 from .assemble import resize_tiles, tile_canvas, write_image
 from .match import Assignment, match_cells
 
@@ -96,6 +97,16 @@ def _write_assignment_csv(path: str, assignment: Assignment, cols: int, tile_pat
     os.replace(temporary, path)
 
 
+def _read_resized_tiles(cache: TileCache, rows: np.ndarray, tile_px: int, progress: bool, chunk: int = 512) -> np.ndarray:
+    bar = Progress("assemble", len(rows), "tiles", enabled=progress)
+    parts = []
+    for start in range(0, len(rows), chunk):
+        parts.append(resize_tiles(cache.thumbnails(rows[start : start + chunk]), tile_px))
+        bar.update(len(parts[-1]))
+    bar.close()
+    return np.concatenate(parts)
+
+
 def _report(enabled: bool, line: str) -> None:
     if enabled:
         print(line, file=sys.stderr, flush=True)
@@ -118,11 +129,9 @@ def make_mosaic(
     rows: int | None = None,
     tile_px: int = 32,
     max_uses: int | None = None,
-    client: Client | None = None,
-    scheduler: str | None = None,
-    scheduler_file: str | os.PathLike | None = None,
-    n_workers: int | None = None,
     progress: bool = True,
+    client: Client | None = None,
+    **cluster_options,
 ) -> MosaicSummary:
     """Make a photomosaic of ``target`` from the tiles in a cache.
 
@@ -141,10 +150,12 @@ def make_mosaic(
         Side of each tile in the output, in pixels.
     max_uses : int, optional
         Use no tile more often than this.
-    client, scheduler, scheduler_file, n_workers
-        Which Dask cluster to use; see :func:`pipeline.dask_client`.
     progress : bool
-        Print the dashboard link and stage timings to stderr.
+        Print the dashboard link and each stage's progress to stderr.
+    client : distributed.Client, optional
+        Run on this client's cluster.
+    **cluster_options
+        Otherwise, how to find or start a cluster: see :func:`pipeline.dask_client`.
 
     Returns
     -------
@@ -167,15 +178,15 @@ def make_mosaic(
         seconds["features"] = time.perf_counter() - start
         _report(progress, f"make: {n_cols}x{n_rows} cells described ({seconds['features']:.1f} s)")
 
-        with dask_client(client, scheduler, scheduler_file, n_workers, announce=progress) as dask:
+        with dask_client(client, announce=progress, **cluster_options) as dask:
             t = time.perf_counter()
-            assignment = match_cells(cells.mean_lab, tile_features.mean_lab, max_uses=max_uses, client=dask)
+            assignment = match_cells(cells.mean_lab, tile_features.mean_lab, max_uses=max_uses, client=dask, progress=progress)
             seconds["match"] = time.perf_counter() - t
         _report(progress, f"make: matched {len(assignment.tiles)} cells against {len(tile_paths)} tiles ({seconds['match']:.1f} s)")
 
         t = time.perf_counter()
         used, layout = np.unique(assignment.tiles, return_inverse=True)
-        tiles = resize_tiles(cache.thumbnails(used), tile_px)
+        tiles = _read_resized_tiles(cache, used, tile_px, progress)
     write_image(tile_canvas(tiles, layout.reshape(n_rows, n_cols)), out)
     csv_path = os.path.splitext(out)[0] + ".assignment.csv"
     _write_assignment_csv(csv_path, assignment, n_cols, tile_paths)

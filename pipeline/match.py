@@ -5,10 +5,11 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from distributed import Client
+from distributed import Client, as_completed
 from pykdtree.kdtree import KDTree
 
 from ._errors import MosaicError
+from ._progress import Progress
 
 __all__ = ["Assignment", "nearest_tiles", "match_cells"]
 
@@ -42,15 +43,26 @@ def nearest_tiles(cells: np.ndarray, tiles: np.ndarray, k: int = 1) -> tuple[np.
     return distances.reshape(len(cells), k), indices.reshape(len(cells), k).astype(np.int64)
 
 
-def _nearest_partitioned(cells: np.ndarray, tiles: np.ndarray, k: int, client: Client | None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`nearest_tiles` with the cells split into one Dask task per worker thread."""
+def _nearest_partitioned(
+    cells: np.ndarray, tiles: np.ndarray, k: int, client: Client | None, bar: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest_tiles` with the cells split into Dask tasks, reporting chunks as they finish."""
     if client is None or len(cells) < 2048:
-        return nearest_tiles(cells, tiles, k)
-    n_chunks = max(1, min(sum(client.nthreads().values()), math.ceil(len(cells) / 2048)))
+        result = nearest_tiles(cells, tiles, k)
+        if bar is not None:
+            bar.update(len(cells))
+        return result
+    n_chunks = max(1, min(4 * sum(client.nthreads().values()), math.ceil(len(cells) / 2048)))
     [tiles_future] = client.scatter([tiles], broadcast=True)
     # Each task builds its own KD-tree: pykdtree trees cannot be pickled.
-    futures = client.map(nearest_tiles, np.array_split(cells, n_chunks), tiles=tiles_future, k=k, pure=False)
-    parts = client.gather(futures)
+    chunks = np.array_split(cells, n_chunks)
+    futures = client.map(nearest_tiles, chunks, tiles=tiles_future, k=k, pure=False)
+    order = {future.key: i for i, future in enumerate(futures)}
+    parts = [None] * n_chunks
+    for future, part in as_completed(futures, with_results=True):
+        parts[order[future.key]] = part
+        if bar is not None:
+            bar.update(len(chunks[order[future.key]]))
     return np.concatenate([d for d, _ in parts]), np.concatenate([i for _, i in parts])
 
 
@@ -61,6 +73,7 @@ def match_cells(
     max_uses: int | None = None,
     client: Client | None = None,
     candidates: int = 8,
+    progress: bool = False,
 ) -> Assignment:
     """Assign a tile to every cell by nearest mean colour, with an optional cap on reuse.
 
@@ -76,6 +89,8 @@ def match_cells(
         Run the KD-tree queries as Dask tasks.
     candidates : int
         Neighbours fetched per cell and round when ``max_uses`` is set.
+    progress : bool
+        Report matched cells on stderr.
 
     Returns
     -------
@@ -92,7 +107,9 @@ def match_cells(
     if n_tiles == 0:
         raise MosaicError("the tile cache holds no tiles; run `mosaic index` on a photo library first")
     if max_uses is None:
-        distances, indices = _nearest_partitioned(cells, tiles, 1, client)
+        bar = Progress("match", n_cells, "cells", enabled=progress)
+        distances, indices = _nearest_partitioned(cells, tiles, 1, client, bar)
+        bar.close()
         return Assignment(indices[:, 0], distances[:, 0])
     if max_uses < 1:
         raise MosaicError("--max-uses must be at least 1")
@@ -105,6 +122,7 @@ def match_cells(
     distances = np.zeros(n_cells, dtype=np.float32)
     uses_left = np.full(n_tiles, max_uses, dtype=np.int64)
     open_cells = np.arange(n_cells)
+    bar = Progress("match", n_cells, "cells", enabled=progress)
     while open_cells.size:
         available = np.flatnonzero(uses_left > 0)
         dist, local = _nearest_partitioned(cells[open_cells], tiles[available], candidates, client)
@@ -116,5 +134,8 @@ def match_cells(
                     assigned[open_cells[i]] = tile
                     distances[open_cells[i]] = d
                     break
-        open_cells = open_cells[assigned[open_cells] < 0]
+        still_open = open_cells[assigned[open_cells] < 0]
+        bar.update(len(open_cells) - len(still_open))
+        open_cells = still_open
+    bar.close()
     return Assignment(assigned, distances)
