@@ -70,10 +70,11 @@ def _connect_or_start(scheduler, scheduler_file, n_workers, threads_per_worker, 
     address = scheduler or (None if scheduler_file else dask.config.get("scheduler-address", None))
     if address or scheduler_file:
         where = address or os.fspath(scheduler_file)
+        timeout = config_get("cluster.connect-timeout")
         try:
-            connected = Client(address=address, scheduler_file=scheduler_file, timeout="20s")
+            connected = Client(address=address, scheduler_file=scheduler_file, timeout=timeout)
         except (OSError, TimeoutError, ValueError) as exc:
-            raise MosaicError(f"cannot reach the Dask scheduler at {where}: {exc}") from None
+            raise MosaicError(f"cannot reach the Dask scheduler at {where} (tried for {timeout}): {exc}") from None
         with connected:  # closes the connection, never the cluster
             yield connected
         return

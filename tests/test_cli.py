@@ -1,4 +1,5 @@
 """The `mosaic` command as a user runs it: real processes, real files, one-line errors."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +9,9 @@ from PIL import Image
 MOSAIC = [str(Path(sys.executable).parent / "mosaic")]
 
 
-def run(*args, cwd=None):
-    return subprocess.run([*MOSAIC, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+def run(*args, cwd=None, env=None):
+    return subprocess.run([*MOSAIC, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300,
+                          env={**os.environ, **(env or {})})
 
 
 def assert_one_line_error(result, text):
@@ -66,7 +68,8 @@ def test_bad_input_gives_one_line(tmp_path, small_library, demo_target):
         run("make", demo_target, "--cache", cache, "--out", tmp_path / "m.jpg", "--max-uses", "1", "--quiet"),
         "use --max-uses 35 or more",  # 80x52 = 4160 cells from 120 tiles: ceil(34.7)
     )
-    unreachable = run("index", small_library, "--cache", cache, "--scheduler", "tcp://127.0.0.1:9", "--quiet")
+    unreachable = run("index", small_library, "--cache", cache, "--scheduler", "tcp://127.0.0.1:9", "--quiet",
+                      env={"DASK_MOSAIC__CLUSTER__CONNECT_TIMEOUT": "2s"})
     assert_one_line_error(unreachable, "cannot reach the Dask scheduler at tcp://127.0.0.1:9")
 
 

@@ -1,38 +1,43 @@
-"""index + make through a real `dask scheduler` and two `dask worker` processes on 127.0.0.1."""
+"""index + make through real `dask scheduler` and `dask worker` processes on 127.0.0.1."""
+from __future__ import annotations
+
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
-import pytest
 from distributed import Client
 from PIL import Image
 
+from browser import drawn_fraction, screenshot
+
 BIN = Path(sys.executable).parent
+CLUSTER_CONFIG = Path(__file__).parents[1] / "cluster-config"
 
 
-@pytest.fixture
-def scheduler_file(tmp_path):
-    path = tmp_path / "scheduler.json"
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    scheduler = subprocess.Popen(
-        [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", "127.0.0.1:0",
-         "--scheduler-file", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    processes = [scheduler]
+@contextlib.contextmanager
+def dask_processes(folder: Path, env: dict, worker_prefix: tuple = ()):
+    """Start a scheduler and two single-threaded workers; yield the scheduler file's contents."""
+    scheduler_file = folder / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+    processes = [subprocess.Popen([BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                   "--dashboard-address", "127.0.0.1:0", "--scheduler-file", scheduler_file], **quiet)]
     try:
         deadline = time.monotonic() + 60
-        while not path.exists() and time.monotonic() < deadline:
+        while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert path.exists(), "the scheduler did not start"
+        assert scheduler_file.exists(), "the scheduler did not start"
         for i in range(2):
-            processes.append(subprocess.Popen(
-                [BIN / "dask", "worker", "--scheduler-file", path, "--nthreads", "1", "--host", "127.0.0.1",
-                 "--no-dashboard", "--name", f"test-worker-{i}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
-        with Client(scheduler_file=str(path), timeout="30s") as client:
+            processes.append(subprocess.Popen([*worker_prefix, str(BIN / "dask"), "worker", "--scheduler-file", str(scheduler_file),
+                                               "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", "--name", f"test-worker-{i}"], **quiet))
+        with Client(scheduler_file=str(scheduler_file), timeout="30s") as client:
             client.wait_for_workers(2, timeout=60)
-        yield path
+        yield json.loads(scheduler_file.read_text())
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -43,22 +48,82 @@ def scheduler_file(tmp_path):
                 process.kill()
 
 
-def test_index_and_make_on_scheduler_and_two_workers(scheduler_file, small_library, tmp_path, demo_target):
-    address = json.loads(scheduler_file.read_text())["address"]
-    cache, out = tmp_path / "photos.h5", tmp_path / "mosaic.jpg"
-    index = subprocess.run([BIN / "mosaic", "index", small_library, "--cache", cache, "--scheduler-file", scheduler_file,
-                            "--batch-size", "10"], capture_output=True, text=True, timeout=300)
-    assert index.returncode == 0, index.stderr
-    assert "120 added" in index.stdout and "Dask dashboard: http://127.0.0.1:" in index.stderr
-    make = subprocess.run([BIN / "mosaic", "make", demo_target, "--cache", cache, "--out", out, "--scheduler", address,
-                           "--cols", "100", "--tile-px", "8", "--max-uses", "60"], capture_output=True, text=True, timeout=300)
-    assert make.returncode == 0, make.stderr
-    with Image.open(out) as im:
-        assert im.size == (800, 65 * 8)
-    with Client(address) as client:
-        executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
-        names = client.run(lambda dask_worker: dask_worker.name)
-    # Both external workers did real work: 12 index batches plus the partitioned KD-tree queries.
-    assert sorted(names.values()) == ["test-worker-0", "test-worker-1"]
-    assert all(n >= 2 for n in executed.values()), executed
-    assert sum(executed.values()) >= 12 + 2
+def big_library(root: Path, demo_photos, copies: int) -> Path:
+    for i in range(copies):
+        (root / f"copy{i}").mkdir(parents=True)
+        for photo in demo_photos:
+            shutil.copy(photo, root / f"copy{i}" / photo.name)
+    return root
+
+
+def test_config_folder_cluster_with_dashboard_while_running(tmp_path, demo_photos, demo_target):
+    env = {**os.environ, "DASK_CONFIG": str(CLUSTER_CONFIG)}
+    library = big_library(tmp_path / "library", demo_photos, copies=12)  # 9216 real JPEGs: a run of several seconds
+    with dask_processes(tmp_path, env) as info:
+        address, dashboard = info["address"], f"http://127.0.0.1:{info['services']['dashboard']}/status"
+        client_env = {**env, "DASK_SCHEDULER_ADDRESS": address}  # found without any flag
+        index = subprocess.Popen([BIN / "mosaic", "index", library, "--cache", tmp_path / "photos.h5", "--batch-size", "16"],
+                                 env=client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with Client(address) as client:  # wait until the run is under way
+            deadline = time.monotonic() + 60
+            while not any(client.processing().values()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        with urllib.request.urlopen(dashboard, timeout=10) as response:
+            assert response.status == 200 and b"Dask" in response.read()
+        canvases = screenshot(dashboard, tmp_path / "status.png", wait_for="canvas")
+        assert index.poll() is None, "the run ended before the dashboard was looked at"
+        out, err = index.communicate(timeout=300)
+        assert index.returncode == 0, err
+        assert "9216 added" in out and f"Dask dashboard: http://127.0.0.1:{info['services']['dashboard']}/status" in err
+        assert canvases >= 5
+        assert drawn_fraction(tmp_path / "status.png", top=60) > 0.05  # plots drawn, not an empty page
+
+        report = tmp_path / "make-report.html"
+        make = subprocess.run([BIN / "mosaic", "make", demo_target, "--cache", tmp_path / "photos.h5", "--out", tmp_path / "m.jpg",
+                               "--tile-px", "8", "--max-uses", "3", "--performance-report", report],
+                              env={**client_env, "DASK_MOSAIC__MAKE__COLS": "120"}, capture_output=True, text=True, timeout=300)
+        assert make.returncode == 0, make.stderr
+        with Image.open(tmp_path / "m.jpg") as im:
+            assert im.size == (120 * 8, 78 * 8)  # cols from the DASK_MOSAIC__MAKE__COLS setting
+        assert "Dask Performance Report" in report.read_text()
+        with Client(address) as client:
+            # Scheduler and workers read cluster-config/ too, and both workers ran tasks.
+            assert client.run_on_scheduler(lambda: __import__("dask").config.get("distributed.scheduler.allowed-failures")) == 5
+            settings = client.run(lambda: __import__("dask").config.get("distributed.scheduler.allowed-failures"))
+            executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+        assert list(settings.values()) == [5, 5]
+        assert all(n >= 10 for n in executed.values()), executed
+
+
+def test_scheduler_file_and_address_flags(tmp_path, small_library, demo_target):
+    with dask_processes(tmp_path, dict(os.environ)) as info:
+        cache = tmp_path / "photos.h5"
+        index = subprocess.run([BIN / "mosaic", "index", small_library, "--cache", cache, "--scheduler-file", tmp_path / "scheduler.json",
+                                "--batch-size", "10"], capture_output=True, text=True, timeout=300)
+        assert index.returncode == 0, index.stderr
+        assert "120 added" in index.stdout
+        make = subprocess.run([BIN / "mosaic", "make", demo_target, "--cache", cache, "--out", tmp_path / "m.png",
+                               "--scheduler", info["address"], "--cols", "100", "--tile-px", "8", "--max-uses", "60"],
+                              capture_output=True, text=True, timeout=300)
+        assert make.returncode == 0, make.stderr
+        with Image.open(tmp_path / "m.png") as im:
+            assert im.size == (800, 65 * 8)
+        with Client(info["address"]) as client:
+            assert sorted(client.run(lambda dask_worker: dask_worker.name).values()) == ["test-worker-0", "test-worker-1"]
+            # The cluster outlives the runs: the CLI closes only what it created.
+            assert len(client.scheduler_info()["workers"]) == 2
+
+
+def test_workers_that_cannot_see_the_library(tmp_path, small_library):
+    # The workers run in their own mount namespace, where an empty tmpfs hides the library
+    # the client scanned: the situation of a cluster node without the shared mount.
+    hide = ("unshare", "--mount", "sh", "-c", f'mount -t tmpfs none "{small_library}" && exec "$0" "$@"')
+    with dask_processes(tmp_path, dict(os.environ), worker_prefix=hide) as info:
+        cache = tmp_path / "photos.h5"
+        index = subprocess.run([BIN / "mosaic", "index", small_library, "--cache", cache, "--scheduler", info["address"]],
+                               capture_output=True, text=True, timeout=300)
+        assert index.returncode == 0, index.stderr
+        assert "0 added" in index.stdout and "failed: 122 missing" in index.stdout  # 120 photos, empty.jpg, notes.jpg
+        listing = subprocess.run([BIN / "mosaic", "info", cache, "--failures"], capture_output=True, text=True).stdout
+        lines = [line for line in listing.splitlines() if line.startswith("  missing\t")]
+        assert len(lines) == 122 and all("on worker tcp://127.0.0.1:" in line for line in lines)
