@@ -10,6 +10,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 DEMO = Path(str(files("pipeline") / "data" / "demo"))
+CLUSTER_CONFIG = Path(__file__).parents[1] / "cluster-config"
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +39,20 @@ def small_library(tmp_path: Path, demo_photos: list[Path]) -> Path:
     (root / ".hidden").mkdir()
     shutil.copy(demo_photos[0], root / ".hidden" / "skipped.jpg")
     return root
+
+
+@pytest.fixture
+def cluster_config(tmp_path: Path) -> Path:
+    """A copy of cluster-config/'s dask files to point DASK_CONFIG at.
+
+    Dask plugins write their default files into DASK_CONFIG when imported
+    (dask.config.ensure_file), so tests must not point it at the source tree.
+    """
+    copy = tmp_path / "cluster-config"
+    copy.mkdir()
+    for path in CLUSTER_CONFIG.glob("*.yaml"):
+        shutil.copy(path, copy / path.name)
+    return copy
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ from PIL import Image
 from browser import drawn_fraction, screenshot
 
 BIN = Path(sys.executable).parent
-CLUSTER_CONFIG = Path(__file__).parents[1] / "cluster-config"
 
 
 @contextlib.contextmanager
@@ -56,8 +55,8 @@ def big_library(root: Path, demo_photos, copies: int) -> Path:
     return root
 
 
-def test_config_folder_cluster_with_dashboard_while_running(tmp_path, demo_photos, demo_target):
-    env = {**os.environ, "DASK_CONFIG": str(CLUSTER_CONFIG)}
+def test_config_folder_cluster_with_dashboard_while_running(tmp_path, demo_photos, demo_target, cluster_config):
+    env = {**os.environ, "DASK_CONFIG": str(cluster_config)}
     library = big_library(tmp_path / "library", demo_photos, copies=12)  # 9216 real JPEGs: a run of several seconds
     with dask_processes(tmp_path, env) as info:
         address, dashboard = info["address"], f"http://127.0.0.1:{info['services']['dashboard']}/status"
