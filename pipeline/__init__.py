@@ -9,17 +9,19 @@ from ._errors import MosaicError
 from ._features import TileFeatures, compute_features
 from ._photo import PhotoError, load_rgb, load_square_thumbnail
 from .assemble import resize_tiles, tile_canvas, write_image
+from .coverage import Coverage, colour_coverage, hue_sectors
 from .demo import run_demo
 from .index import IndexSummary, index_batch, index_library
 from .info import describe_cache
-from .make import MosaicSummary, cell_patches, grid_shape, make_mosaic
+from .make import MosaicSummary, TargetCells, cell_patches, describe_target, grid_shape, make_mosaic
 from .match import Assignment, match_cells, nearest_tiles
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "SCHEMA_VERSION", "Assignment", "CacheError", "IndexSummary", "MosaicError", "MosaicSummary", "PhotoError",
-    "TileCache", "TileFeatures", "cell_patches", "compute_features", "dask_client", "describe_cache", "grid_shape",
+    "SCHEMA_VERSION", "Assignment", "CacheError", "Coverage", "IndexSummary", "MosaicError", "MosaicSummary", "PhotoError",
+    "TargetCells", "TileCache", "TileFeatures", "cell_patches", "colour_coverage", "compute_features", "dask_client",
+    "describe_cache", "describe_target", "grid_shape", "hue_sectors",
     "index_batch", "index_library", "load_rgb", "load_square_thumbnail", "make_mosaic", "match_cells",
     "nearest_tiles", "resize_tiles", "run_demo", "srgb_to_lab", "tile_canvas", "write_image",
 ]

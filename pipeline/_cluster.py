@@ -8,7 +8,8 @@ import sys
 from typing import Iterator
 
 import dask.config
-from distributed import Client, LocalCluster, performance_report
+import distributed
+from distributed import Client, LocalCluster
 
 from ._config import config_get
 from ._errors import MosaicError
@@ -24,7 +25,7 @@ def dask_client(
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
     dashboard_address: str | None = None,
-    report: str | os.PathLike | None = None,
+    performance_report: str | os.PathLike | None = None,
     announce: bool = True,
 ) -> Iterator[Client]:
     """Yield a Dask client, and close only what this call created.
@@ -46,7 +47,7 @@ def dask_client(
         LocalCluster size (default: one single-threaded worker process per core).
     dashboard_address : str, optional
         Where a LocalCluster serves its dashboard (default ``127.0.0.1:8787``).
-    report : path, optional
+    performance_report : path, optional
         Write Dask's performance report of everything run inside the block here (HTML).
     announce : bool
         Print the dashboard link to stderr (for a cluster this call connects to or starts).
@@ -60,8 +61,8 @@ def dask_client(
             client = stack.enter_context(_connect_or_start(scheduler, scheduler_file, n_workers, threads_per_worker, dashboard_address))
             if announce:
                 print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
-        if report is not None:
-            stack.enter_context(performance_report(filename=os.fspath(report)))
+        if performance_report is not None:
+            stack.enter_context(distributed.performance_report(filename=os.fspath(performance_report)))
         yield client
 
 

@@ -71,7 +71,16 @@ def _parser() -> argparse.ArgumentParser:
                       help="tile side in the output, px (default: mosaic.make.tile-px, %(default)s)")
     make.add_argument("--max-uses", type=_positive_int, default=config_get("make.max-uses"),
                       help="use no tile more often than this (default: mosaic.make.max-uses, %(default)s: unlimited)")
+    make.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                      help="write <out stem>.report.html beside the mosaic (default: yes)")
     _cluster_options(make)
+
+    coverage = commands.add_parser("coverage", help="how well a library covers a target's colours, before making a mosaic")
+    coverage.add_argument("target", help="the picture to reproduce")
+    coverage.add_argument("--cache", required=True, help="HDF5 tile cache made by `mosaic index`")
+    coverage.add_argument("--cols", type=_positive_int, default=config_get("make.cols"), help="cells across (default %(default)s)")
+    coverage.add_argument("--rows", type=_positive_int, help="cells down (default: from the target's aspect ratio)")
+    coverage.add_argument("--chart", help="where to write the chart (default: <target stem>.coverage.png here)")
 
     info = commands.add_parser("info", help="describe a tile cache")
     info.add_argument("cache", help="HDF5 tile cache")
@@ -86,7 +95,7 @@ def _cluster_kwargs(args: argparse.Namespace) -> dict:
         "n_workers": args.workers,
         "threads_per_worker": args.threads,
         "dashboard_address": args.dashboard_address,
-        "report": args.performance_report,
+        "performance_report": args.performance_report,
         "progress": not args.quiet,
     }
 
@@ -103,9 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     batch_size=args.batch_size, **_cluster_kwargs(args))
             print(summary)
         elif args.command == "make":
-            summary = make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows,
-                                  tile_px=args.tile_px, max_uses=args.max_uses, **_cluster_kwargs(args))
+            summary = make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows, tile_px=args.tile_px,
+                                  max_uses=args.max_uses, report=args.report, **_cluster_kwargs(args))
             print(summary)
+        elif args.command == "coverage":
+            from .report import target_coverage  # matplotlib: imported only when drawing
+
+            chart = args.chart or os.path.splitext(os.path.basename(args.target))[0] + ".coverage.png"
+            print(target_coverage(args.target, args.cache, args.cols, args.rows, chart=chart).verdict())
+            print(f"chart: {os.path.abspath(chart)}")
         elif args.command == "info":
             print(describe_cache(args.cache, list_failures=args.failures))
     except MosaicError as exc:

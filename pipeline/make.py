@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from distributed import Client
@@ -14,13 +15,14 @@ from PIL import Image
 from ._cache import TileCache
 from ._cluster import dask_client
 from ._errors import MosaicError
-from ._features import compute_features
+from ._features import TileFeatures, compute_features
 from ._photo import PhotoError, load_rgb
 from ._progress import Progress
 from .assemble import resize_tiles, tile_canvas, write_image
+from .coverage import colour_coverage
 from .match import Assignment, match_cells
 
-__all__ = ["cell_patches", "grid_shape", "make_mosaic", "MosaicSummary", "CELL_SAMPLE_PX"]
+__all__ = ["cell_patches", "describe_target", "grid_shape", "make_mosaic", "MosaicSummary", "TargetCells", "CELL_SAMPLE_PX"]
 
 # Each target cell is sampled at this many pixels a side to compute its features.
 CELL_SAMPLE_PX = 16
@@ -75,6 +77,7 @@ class MosaicSummary:
     mean_distance: float
     p95_distance: float
     seconds: dict[str, float] = field(default_factory=dict)
+    report: str | None = None
 
     def __str__(self) -> str:
         h, w = self.rows * self.tile_px, self.cols * self.tile_px
@@ -83,7 +86,7 @@ class MosaicSummary:
             f"{self.output}: {w}x{h} px, {self.cols}x{self.rows} cells of {self.tile_px} px; "
             f"{self.distinct_tiles} distinct tiles of {self.tiles_in_cache} (most uses of one: {self.most_uses}); "
             f"colour distance mean {self.mean_distance:.1f}, 95th percentile {self.p95_distance:.1f} (CIE76); {stages}\n"
-            f"assignment: {self.assignment_csv}"
+            f"assignment: {self.assignment_csv}" + (f"\nreport: {self.report}" if self.report else "")
         )
 
 
@@ -95,6 +98,31 @@ def _write_assignment_csv(path: str, assignment: Assignment, cols: int, tile_pat
         for cell, (tile, distance) in enumerate(zip(assignment.tiles, assignment.distances)):
             writer.writerow([cell // cols, cell % cols, int(tile), tile_paths[tile], f"{distance:.3f}"])
     os.replace(temporary, path)
+
+
+class TargetCells(NamedTuple):
+    """A target photo cut into cells: its pixels, the grid and each cell's features."""
+
+    pixels: np.ndarray  # (H, W, 3) uint8, upright
+    rows: int
+    cols: int
+    features: TileFeatures  # of the rows * cols cells, row-major
+
+
+def describe_target(target: str | os.PathLike, cols: int, rows: int | None = None, grid: int = 3) -> TargetCells:
+    """Read a target photo and compute the features of its cells, as the tiles' are computed.
+
+    Raises
+    ------
+    MosaicError
+        If the target cannot be read as a photo.
+    """
+    try:
+        pixels = load_rgb(os.fspath(target), min_side=max(cols, rows or 0) * CELL_SAMPLE_PX)
+    except PhotoError as exc:
+        raise MosaicError(f"cannot read target {os.fspath(target)}: {exc}") from None
+    n_rows, n_cols = grid_shape(pixels.shape[1], pixels.shape[0], cols, rows)
+    return TargetCells(pixels, n_rows, n_cols, compute_features(cell_patches(pixels, n_rows, n_cols), grid))
 
 
 def _read_resized_tiles(cache: TileCache, rows: np.ndarray, tile_px: int, progress: bool, chunk: int = 512) -> np.ndarray:
@@ -129,6 +157,7 @@ def make_mosaic(
     rows: int | None = None,
     tile_px: int = 32,
     max_uses: int | None = None,
+    report: bool = True,
     progress: bool = True,
     client: Client | None = None,
     **cluster_options,
@@ -150,6 +179,9 @@ def make_mosaic(
         Side of each tile in the output, in pixels.
     max_uses : int, optional
         Use no tile more often than this.
+    report : bool
+        Also write ``<out stem>.report.html``: previews, numbers, colour
+        coverage, and the per-cell colour error.
     progress : bool
         Print the dashboard link and each stage's progress to stderr.
     client : distributed.Client, optional
@@ -168,13 +200,8 @@ def make_mosaic(
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     with TileCache.open(cache_path) as cache:
-        tile_features, tile_paths, grid = cache.features(), cache.paths(), cache.grid
-        try:
-            target_pixels = load_rgb(target, min_side=max(cols, rows or 0) * CELL_SAMPLE_PX)
-        except PhotoError as exc:
-            raise MosaicError(f"cannot read target {target}: {exc}") from None
-        n_rows, n_cols = grid_shape(target_pixels.shape[1], target_pixels.shape[0], cols, rows)
-        cells = compute_features(cell_patches(target_pixels, n_rows, n_cols), grid)
+        tile_features, tile_paths = cache.features(), cache.paths()
+        target_pixels, n_rows, n_cols, cells = describe_target(target, cols, rows, cache.grid)
         seconds["features"] = time.perf_counter() - start
         _report(progress, f"make: {n_cols}x{n_rows} cells described ({seconds['features']:.1f} s)")
 
@@ -187,12 +214,13 @@ def make_mosaic(
         t = time.perf_counter()
         used, layout = np.unique(assignment.tiles, return_inverse=True)
         tiles = _read_resized_tiles(cache, used, tile_px, progress)
-    write_image(tile_canvas(tiles, layout.reshape(n_rows, n_cols)), out)
+    canvas = tile_canvas(tiles, layout.reshape(n_rows, n_cols))
+    write_image(canvas, out)
     csv_path = os.path.splitext(out)[0] + ".assignment.csv"
     _write_assignment_csv(csv_path, assignment, n_cols, tile_paths)
     seconds["assemble"] = time.perf_counter() - t
     _report(progress, f"make: wrote {out} and its assignment CSV ({seconds['assemble']:.1f} s)")
-    return MosaicSummary(
+    summary = MosaicSummary(
         output=out,
         assignment_csv=csv_path,
         rows=n_rows,
@@ -205,3 +233,13 @@ def make_mosaic(
         p95_distance=float(np.percentile(assignment.distances, 95)),
         seconds=seconds,
     )
+    if report:
+        from .report import write_report  # matplotlib: imported only when drawing
+
+        t = time.perf_counter()
+        summary.report = os.path.splitext(out)[0] + ".report.html"
+        coverage = colour_coverage(cells.mean_lab, tile_features.mean_lab)
+        write_report(summary.report, summary, target_pixels, canvas, coverage, cells.mean_lab, tile_features.mean_lab,
+                     assignment.distances)
+        _report(progress, f"make: wrote {summary.report} ({time.perf_counter() - t:.1f} s)")
+    return summary

@@ -42,7 +42,7 @@ def test_a_started_local_cluster_is_sized_bound_to_loopback_and_closed(capsys):
 
 
 def test_performance_report_is_written(tmp_path, client):
-    with dask_client(client=client, report=tmp_path / "report.html"):
+    with dask_client(client=client, performance_report=tmp_path / "report.html"):
         assert client.submit(sum, [1, 2, 3]).result() == 6
     assert "Dask Performance Report" in (tmp_path / "report.html").read_text()
 

@@ -1,0 +1,174 @@
+"""Pictures of a result: coverage chart, error histogram and heat map, and the HTML report (IO edge)."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from .coverage import Coverage, colour_coverage  # noqa: E402
+
+__all__ = ["coverage_figure", "error_figure", "figure_png", "target_coverage", "write_report"]
+
+# A colour to draw each hue sector's bars in (sRGB hex), in coverage.HUE_NAMES order.
+_HUE_COLOURS = {
+    "red": "#d62728", "orange": "#ff7f0e", "yellow": "#e6c619", "yellow-green": "#9acd32", "green": "#2ca02c",
+    "cyan": "#17becf", "blue": "#1f5fd6", "purple": "#9467bd", "pink": "#e377c2", "grey": "#8c8c8c",
+}
+
+
+def coverage_figure(coverage: Coverage, cell_lab: np.ndarray, tile_lab: np.ndarray) -> plt.Figure:
+    """Where the target's colours fall among the library's, and the share of each hue in both."""
+    fig, (plane, bars) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1.1, 1]})
+    plane.hexbin(tile_lab[:, 1], tile_lab[:, 2], gridsize=45, cmap="Greys", bins="log", mincnt=1, extent=(-80, 80, -80, 80))
+    points = plane.scatter(cell_lab[:, 1], cell_lab[:, 2], c=coverage.nearest, cmap="RdYlGn_r", vmin=0,
+                           vmax=2 * coverage.distant, s=6, alpha=0.8, linewidths=0)
+    fig.colorbar(points, ax=plane, label="distance to nearest tile (delta E)")
+    plane.set(xlim=(-80, 80), ylim=(-80, 80), xlabel="a* (green - red)", ylabel="b* (blue - yellow)",
+              title="Target cells (dots) over the library (grey density)")
+    plane.set_aspect("equal")
+
+    y = np.arange(len(coverage.hue_names))
+    colours = [_HUE_COLOURS[name] for name in coverage.hue_names]
+    bars.barh(y - 0.2, coverage.target_share * 100, height=0.4, color=colours, label="target cells")
+    bars.barh(y + 0.2, coverage.library_share * 100, height=0.4, color=colours, alpha=0.35, hatch="//", label="library tiles")
+    bars.set_yticks(y, [f"{name}  (thin)" if name in coverage.thin else name for name in coverage.hue_names])
+    bars.invert_yaxis()
+    bars.set(xlabel="share (%)", title="Colour coverage by hue")
+    bars.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def error_figure(distances: np.ndarray, rows: int, cols: int) -> plt.Figure:
+    """Histogram of per-cell colour error, and the same error mapped over the picture."""
+    fig, (hist, heat) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1, 1.3]})
+    hist.hist(distances, bins=40, color="#4c72b0")
+    mean, p95 = float(np.mean(distances)), float(np.percentile(distances, 95))
+    hist.axvline(mean, color="k", linestyle="--", label=f"mean {mean:.1f}")
+    hist.axvline(p95, color="#c44e52", linestyle=":", label=f"95th percentile {p95:.1f}")
+    hist.set(xlabel="colour distance of a cell to its tile (delta E)", ylabel="cells", title="Per-cell colour error")
+    hist.legend()
+    image = heat.imshow(np.asarray(distances).reshape(rows, cols), cmap="magma", interpolation="nearest")
+    fig.colorbar(image, ax=heat, label="delta E")
+    heat.set(title="Where the error is", xticks=[], yticks=[])
+    fig.tight_layout()
+    return fig
+
+
+def target_coverage(target: str | os.PathLike, cache_path: str | os.PathLike, cols: int, rows: int | None = None,
+                    chart: str | os.PathLike | None = None) -> Coverage:
+    """How well the library in a cache covers a target's colours, before making a mosaic.
+
+    Cuts the target into cells as ``mosaic make`` would and, if ``chart`` is given,
+    writes the coverage chart there as a PNG.
+    """
+    from ._cache import TileCache
+    from .make import describe_target
+
+    with TileCache.open(cache_path) as cache:
+        tile_lab = cache.features().mean_lab
+        grid = cache.grid
+    if len(tile_lab) == 0:
+        from ._errors import MosaicError
+
+        raise MosaicError("the tile cache holds no tiles; run `mosaic index` on a photo library first")
+    cell_lab = describe_target(target, cols, rows, grid).features.mean_lab
+    coverage = colour_coverage(cell_lab, tile_lab)
+    if chart is not None:
+        png = figure_png(coverage_figure(coverage, cell_lab, tile_lab))
+        temporary = f"{os.fspath(chart)}.partial"
+        with open(temporary, "wb") as f:
+            f.write(png)
+        os.replace(temporary, chart)
+    return coverage
+
+
+def figure_png(fig: plt.Figure, dpi: int = 96) -> bytes:
+    """A figure as PNG bytes (the figure is closed)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _jpeg_preview(pixels: np.ndarray, width: int = 640) -> bytes:
+    image = Image.fromarray(pixels)
+    image = image.resize((width, max(1, round(image.height * width / image.width))), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
+.pair { display: flex; gap: 16px; flex-wrap: wrap; } .pair figure { margin: 0; }
+figcaption { font-size: 0.9em; color: #555; }
+table { border-collapse: collapse; } td { padding: 2px 14px 2px 0; } td:first-child { color: #555; }
+img.chart { max-width: 100%; }
+"""
+
+
+def write_report(path: str | os.PathLike, summary, target_pixels: np.ndarray, mosaic_pixels: np.ndarray,
+                 coverage: Coverage, cell_lab: np.ndarray, tile_lab: np.ndarray, distances: np.ndarray) -> None:
+    """Write a self-contained HTML report of a mosaic (every image embedded).
+
+    Parameters
+    ----------
+    path : path
+        The HTML file to write.
+    summary : MosaicSummary
+        The numbers of the run.
+    target_pixels, mosaic_pixels : ndarray of uint8, shape (H, W, 3)
+        The target as cut to the grid, and the mosaic.
+    coverage : Coverage
+        The target's colours against the library's.
+    cell_lab, tile_lab : ndarray, shape (M, 3) and (N, 3)
+        Mean CIELAB colours of cells and tiles.
+    distances : ndarray, shape (M,)
+        Colour distance of each cell to the tile it got.
+    """
+    numbers = [
+        ("cells", f"{summary.cols} x {summary.rows} = {summary.rows * summary.cols}"),
+        ("output", f"{summary.cols * summary.tile_px} x {summary.rows * summary.tile_px} px, tiles of {summary.tile_px} px"),
+        ("tiles in the cache", summary.tiles_in_cache),
+        ("distinct tiles used", summary.distinct_tiles),
+        ("most uses of one tile", summary.most_uses),
+        ("mean colour distance", f"{summary.mean_distance:.2f} delta E (CIE76)"),
+        ("95th percentile colour distance", f"{summary.p95_distance:.2f} delta E"),
+        *((f"time: {stage}", f"{seconds:.2f} s") for stage, seconds in summary.seconds.items()),
+    ]
+    rows = "\n".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in numbers)
+    coverage_png = figure_png(coverage_figure(coverage, cell_lab, tile_lab))
+    error_png = figure_png(error_figure(distances, summary.rows, summary.cols))
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Mosaic report: {html.escape(os.path.basename(summary.output))}</title>
+<style>{_STYLE}</style></head><body>
+<h1>Mosaic report: {html.escape(summary.output)}</h1>
+<div class="pair">
+<figure><img id="target" alt="target" src="{_data_uri(_jpeg_preview(target_pixels), 'image/jpeg')}"><figcaption>target</figcaption></figure>
+<figure><img id="mosaic" alt="mosaic" src="{_data_uri(_jpeg_preview(mosaic_pixels), 'image/jpeg')}"><figcaption>mosaic</figcaption></figure>
+</div>
+<h2>Numbers</h2><table>{rows}</table>
+<h2>Colour coverage</h2><p id="verdict">{html.escape(coverage.verdict())}</p>
+<img class="chart" id="coverage" alt="colour coverage chart" src="{_data_uri(coverage_png, 'image/png')}">
+<h2>Colour error</h2>
+<img class="chart" id="error" alt="per-cell colour error" src="{_data_uri(error_png, 'image/png')}">
+</body></html>
+"""
+    temporary = f"{os.fspath(path)}.partial"
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.write(page)
+    os.replace(temporary, path)
