@@ -1,6 +1,7 @@
 """Headless Chromium (Debian's /usr/bin/chromium) driven by Playwright, for tests that look at a page."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 
 import numpy as np
@@ -12,11 +13,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 
 
-def screenshot(url: str, path, wait_for: str, settle_ms: int = 1500, size=(1280, 900)) -> int:
-    """Open ``url``, wait (in real time) for ``wait_for`` to appear, screenshot to ``path``.
-
-    Returns the number of elements matching ``wait_for``.
-    """
+@contextlib.contextmanager
+def open_page(url: str, size=(1280, 900)):
+    """Yield a Playwright page showing ``url`` in headless Chromium."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -24,12 +23,21 @@ def screenshot(url: str, path, wait_for: str, settle_ms: int = 1500, size=(1280,
         try:
             page = browser.new_page(viewport={"width": size[0], "height": size[1]})
             page.goto(url)
-            page.wait_for_selector(wait_for, timeout=30_000)
-            page.wait_for_timeout(settle_ms)
-            page.screenshot(path=str(path))
-            return page.locator(wait_for).count()
+            yield page
         finally:
             browser.close()
+
+
+def screenshot(url: str, path, wait_for: str, settle_ms: int = 1500, size=(1280, 900)) -> int:
+    """Open ``url``, wait (in real time) for ``wait_for`` to appear, screenshot to ``path``.
+
+    Returns the number of elements matching ``wait_for``.
+    """
+    with open_page(url, size) as page:
+        page.wait_for_selector(wait_for, timeout=30_000)
+        page.wait_for_timeout(settle_ms)
+        page.screenshot(path=str(path))
+        return page.locator(wait_for).count()
 
 
 def drawn_fraction(path, top: int = 0) -> float:
