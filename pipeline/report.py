@@ -6,14 +6,13 @@ import html
 import io
 import os
 
-import matplotlib
+import numpy as np
+# Figures are built without pyplot, so that importing this module never switches the
+# caller's backend (a notebook keeps its inline plots) and no global figure state is kept.
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")  # files only, never a window; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from .coverage import Coverage, colour_coverage  # noqa: E402
+from .coverage import Coverage, colour_coverage
 
 __all__ = ["coverage_figure", "error_figure", "figure_png", "target_coverage", "write_report"]
 
@@ -24,9 +23,10 @@ _HUE_COLOURS = {
 }
 
 
-def coverage_figure(coverage: Coverage, cell_lab: np.ndarray, tile_lab: np.ndarray) -> plt.Figure:
+def coverage_figure(coverage: Coverage, cell_lab: np.ndarray, tile_lab: np.ndarray) -> Figure:
     """Where the target's colours fall among the library's, and the share of each hue in both."""
-    fig, (plane, bars) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1.1, 1]})
+    fig = Figure(figsize=(12, 5))
+    plane, bars = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
     plane.hexbin(tile_lab[:, 1], tile_lab[:, 2], gridsize=45, cmap="Greys", bins="log", mincnt=1, extent=(-80, 80, -80, 80))
     points = plane.scatter(cell_lab[:, 1], cell_lab[:, 2], c=coverage.nearest, cmap="RdYlGn_r", vmin=0,
                            vmax=2 * coverage.distant, s=6, alpha=0.8, linewidths=0)
@@ -42,14 +42,15 @@ def coverage_figure(coverage: Coverage, cell_lab: np.ndarray, tile_lab: np.ndarr
     bars.set_yticks(y, [f"{name}  (thin)" if name in coverage.thin else name for name in coverage.hue_names])
     bars.invert_yaxis()
     bars.set(xlabel="share (%)", title="Colour coverage by hue")
-    bars.legend(loc="lower right")
+    bars.legend(loc="best")
     fig.tight_layout()
     return fig
 
 
-def error_figure(distances: np.ndarray, rows: int, cols: int) -> plt.Figure:
+def error_figure(distances: np.ndarray, rows: int, cols: int) -> Figure:
     """Histogram of per-cell colour error, and the same error mapped over the picture."""
-    fig, (hist, heat) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1, 1.3]})
+    fig = Figure(figsize=(12, 4.5))
+    hist, heat = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
     hist.hist(distances, bins=40, color="#4c72b0")
     mean, p95 = float(np.mean(distances)), float(np.percentile(distances, 95))
     hist.axvline(mean, color="k", linestyle="--", label=f"mean {mean:.1f}")
@@ -91,11 +92,10 @@ def target_coverage(target: str | os.PathLike, cache_path: str | os.PathLike, co
     return coverage
 
 
-def figure_png(fig: plt.Figure, dpi: int = 96) -> bytes:
-    """A figure as PNG bytes (the figure is closed)."""
+def figure_png(fig: Figure, dpi: int = 96) -> bytes:
+    """A figure as PNG bytes."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
     return buffer.getvalue()
 
 
