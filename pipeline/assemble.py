@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import os
-import secrets
 
 import numpy as np
 from PIL import Image
 
 from ._errors import MosaicError
+from ._files import replaced_atomically
 
 __all__ = ["resize_tiles", "tile_canvas", "write_image", "IMAGE_FORMATS"]
 
@@ -61,15 +61,5 @@ def write_image(pixels: np.ndarray, path: str | os.PathLike, quality: int = 90) 
     options = {"quality": quality, "optimize": True} if image_format == "JPEG" else {}
     if image_format == "TIFF":
         options = {"compression": "tiff_deflate"}
-    # A hidden sibling opened with "x" (not mkstemp, which forces mode 0600) so the
-    # finished file gets the user's usual permissions.
-    folder, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
-    try:
-        with open(temporary, "xb") as f:
-            Image.fromarray(pixels).save(f, format=image_format, **options)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    with replaced_atomically(path) as f:
+        Image.fromarray(pixels).save(f, format=image_format, **options)

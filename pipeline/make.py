@@ -16,6 +16,7 @@ from ._cache import TileCache
 from ._cluster import dask_client
 from ._errors import MosaicError
 from ._features import TileFeatures, compute_features
+from ._files import replaced_atomically
 from ._photo import PhotoError, load_rgb
 from ._progress import Progress
 from .assemble import resize_tiles, tile_canvas, write_image
@@ -91,13 +92,11 @@ class MosaicSummary:
 
 
 def _write_assignment_csv(path: str, assignment: Assignment, cols: int, tile_paths: list[str]) -> None:
-    temporary = path + ".partial"
-    with open(temporary, "w", newline="") as f:
+    with replaced_atomically(path, binary=False, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["row", "col", "tile", "tile_path", "distance"])
         for cell, (tile, distance) in enumerate(zip(assignment.tiles, assignment.distances)):
             writer.writerow([cell // cols, cell % cols, int(tile), tile_paths[tile], f"{distance:.3f}"])
-    os.replace(temporary, path)
 
 
 class TargetCells(NamedTuple):

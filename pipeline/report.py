@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ._files import replaced_atomically
 from .coverage import Coverage, colour_coverage
 
 __all__ = ["coverage_figure", "error_figure", "figure_png", "target_coverage", "write_report"]
@@ -84,11 +85,8 @@ def target_coverage(target: str | os.PathLike, cache_path: str | os.PathLike, co
     cell_lab = describe_target(target, cols, rows, grid).features.mean_lab
     coverage = colour_coverage(cell_lab, tile_lab)
     if chart is not None:
-        png = figure_png(coverage_figure(coverage, cell_lab, tile_lab))
-        temporary = f"{os.fspath(chart)}.partial"
-        with open(temporary, "wb") as f:
-            f.write(png)
-        os.replace(temporary, chart)
+        with replaced_atomically(chart) as f:
+            f.write(figure_png(coverage_figure(coverage, cell_lab, tile_lab)))
     return coverage
 
 
@@ -168,7 +166,5 @@ def write_report(path: str | os.PathLike, summary, target_pixels: np.ndarray, mo
 <img class="chart" id="error" alt="per-cell colour error" src="{_data_uri(error_png, 'image/png')}">
 </body></html>
 """
-    temporary = f"{os.fspath(path)}.partial"
-    with open(temporary, "w", encoding="utf-8") as f:
+    with replaced_atomically(path, binary=False, encoding="utf-8") as f:
         f.write(page)
-    os.replace(temporary, path)

@@ -1,0 +1,28 @@
+"""Writing output files so that an interrupted write never leaves a half file under the final name."""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from typing import IO, Iterator
+
+__all__ = ["replaced_atomically"]
+
+
+@contextlib.contextmanager
+def replaced_atomically(path: str | os.PathLike, binary: bool = True, **open_options) -> Iterator[IO]:
+    """Open a hidden sibling of ``path`` for writing; rename it over ``path`` only if the block completes.
+
+    The sibling is opened with mode ``x`` (not mkstemp, which forces mode 0600), so the
+    finished file gets the user's usual permissions.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    try:
+        with open(temporary, "xb" if binary else "x", **open_options) as f:
+            yield f
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
