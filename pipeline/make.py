@@ -134,7 +134,7 @@ def _read_resized_tiles(cache: TileCache, rows: np.ndarray, tile_px: int, progre
     return np.concatenate(parts)
 
 
-def _report(enabled: bool, line: str) -> None:
+def _stage_line(enabled: bool, line: str) -> None:
     if enabled:
         print(line, file=sys.stderr, flush=True)
 
@@ -202,13 +202,13 @@ def make_mosaic(
         tile_features, tile_paths = cache.features(), cache.paths()
         target_pixels, n_rows, n_cols, cells = describe_target(target, cols, rows, cache.grid)
         seconds["features"] = time.perf_counter() - start
-        _report(progress, f"make: {n_cols}x{n_rows} cells described ({seconds['features']:.1f} s)")
+        _stage_line(progress, f"make: {n_cols}x{n_rows} cells described ({seconds['features']:.1f} s)")
 
         with dask_client(client, announce=progress, **cluster_options) as dask:
             t = time.perf_counter()
             assignment = match_cells(cells.mean_lab, tile_features.mean_lab, max_uses=max_uses, client=dask, progress=progress)
             seconds["match"] = time.perf_counter() - t
-        _report(progress, f"make: matched {len(assignment.tiles)} cells against {len(tile_paths)} tiles ({seconds['match']:.1f} s)")
+        _stage_line(progress, f"make: matched {len(assignment.tiles)} cells against {len(tile_paths)} tiles ({seconds['match']:.1f} s)")
 
         t = time.perf_counter()
         used, layout = np.unique(assignment.tiles, return_inverse=True)
@@ -218,7 +218,7 @@ def make_mosaic(
     csv_path = os.path.splitext(out)[0] + ".assignment.csv"
     _write_assignment_csv(csv_path, assignment, n_cols, tile_paths)
     seconds["assemble"] = time.perf_counter() - t
-    _report(progress, f"make: wrote {out} and its assignment CSV ({seconds['assemble']:.1f} s)")
+    _stage_line(progress, f"make: wrote {out} and its assignment CSV ({seconds['assemble']:.1f} s)")
     summary = MosaicSummary(
         output=out,
         assignment_csv=csv_path,
@@ -240,5 +240,5 @@ def make_mosaic(
         coverage = colour_coverage(cells.mean_lab, tile_features.mean_lab)
         write_report(summary.report, summary, target_pixels, canvas, coverage, cells.mean_lab, tile_features.mean_lab,
                      assignment.distances)
-        _report(progress, f"make: wrote {summary.report} ({time.perf_counter() - t:.1f} s)")
+        _stage_line(progress, f"make: wrote {summary.report} ({time.perf_counter() - t:.1f} s)")
     return summary

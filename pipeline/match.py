@@ -21,6 +21,11 @@ class Assignment(NamedTuple):
     distances: np.ndarray  # (M,) float32
 
 
+def _require_tiles(n_tiles: int) -> None:
+    if n_tiles == 0:
+        raise MosaicError("the tile cache holds no tiles; run `mosaic index` on a photo library first")
+
+
 def nearest_tiles(cells: np.ndarray, tiles: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest tiles of every cell in feature space.
 
@@ -36,6 +41,7 @@ def nearest_tiles(cells: np.ndarray, tiles: np.ndarray, k: int = 1) -> tuple[np.
     distances, indices : ndarray, shape (M, k)
         Euclidean distances (float32) and tile indices (int64), nearest first.
     """
+    _require_tiles(len(tiles))
     tiles = np.ascontiguousarray(tiles, dtype=np.float32)
     cells = np.ascontiguousarray(cells, dtype=np.float32)
     k = min(k, len(tiles))
@@ -104,8 +110,7 @@ def match_cells(
     round. Every round assigns at least one cell, so it ends; it is not optimal.
     """
     n_cells, n_tiles = len(cells), len(tiles)
-    if n_tiles == 0:
-        raise MosaicError("the tile cache holds no tiles; run `mosaic index` on a photo library first")
+    _require_tiles(n_tiles)  # before the --max-uses arithmetic below divides by it
     if max_uses is None:
         bar = Progress("match", n_cells, "cells", enabled=progress)
         distances, indices = _nearest_partitioned(cells, tiles, 1, client, bar)

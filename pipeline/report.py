@@ -12,8 +12,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ._cache import TileCache
 from ._files import replaced_atomically
 from .coverage import Coverage, colour_coverage
+from .make import describe_target
 
 __all__ = ["coverage_figure", "error_figure", "figure_png", "target_coverage", "write_report"]
 
@@ -72,16 +74,9 @@ def target_coverage(target: str | os.PathLike, cache_path: str | os.PathLike, co
     Cuts the target into cells as ``mosaic make`` would and, if ``chart`` is given,
     writes the coverage chart there as a PNG.
     """
-    from ._cache import TileCache
-    from .make import describe_target
-
     with TileCache.open(cache_path) as cache:
         tile_lab = cache.features().mean_lab
         grid = cache.grid
-    if len(tile_lab) == 0:
-        from ._errors import MosaicError
-
-        raise MosaicError("the tile cache holds no tiles; run `mosaic index` on a photo library first")
     cell_lab = describe_target(target, cols, rows, grid).features.mean_lab
     coverage = colour_coverage(cell_lab, tile_lab)
     if chart is not None:

@@ -44,3 +44,10 @@ def test_a_library_that_covers_the_target_has_nothing_thin():
     assert coverage.thin == [] and coverage.distant_cells == 0
     assert "Every hue the target uses is well represented" in coverage.verdict()
     np.testing.assert_allclose(coverage.target_share.sum(), 1.0)
+
+
+def test_an_empty_library_is_a_clear_error():
+    from pipeline import MosaicError
+
+    with pytest.raises(MosaicError, match="holds no tiles"):
+        colour_coverage(lab((1, 2, 3)), np.empty((0, 3), np.float32))
