@@ -107,12 +107,16 @@ class TileCache:
         group.create_dataset("path", shape=(0,), maxshape=(None,), dtype=_PATH_DTYPE, chunks=(1024,))
 
     @classmethod
-    def open(cls, path: str | os.PathLike, mode: str = "r") -> "TileCache":
-        """Open an existing cache, read-only (``"r"``) or for appending (``"r+"``)."""
+    def open(cls, path: str | os.PathLike, mode: str = "r", chunk_cache_bytes: int = 1 << 20) -> "TileCache":
+        """Open an existing cache, read-only (``"r"``) or for appending (``"r+"``).
+
+        ``chunk_cache_bytes`` sizes HDF5's cache of decompressed chunks for each
+        dataset; a reader that comes back to the same thumbnails wants it large.
+        """
         if not os.path.exists(path):
             raise CacheError(f"no tile cache at {os.fspath(path)}")
         try:
-            file = h5py.File(path, mode)
+            file = h5py.File(path, mode, rdcc_nbytes=chunk_cache_bytes, rdcc_nslots=10007)
         except OSError as exc:
             if "lock" in str(exc).lower():
                 raise CacheError(f"{os.fspath(path)} is open for writing by another process (is a `mosaic index` running?)") from None
@@ -172,13 +176,31 @@ class TileCache:
         tiles = self.file["tiles"]
         return TileFeatures(*(tiles[name][:n] for name in TileFeatures._fields))
 
-    def thumbnails(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
-        """The thumbnails at ``rows`` (any order, repeats allowed), shape (len(rows), s, s, 3)."""
+    def thumbnails(self, rows: Sequence[int] | np.ndarray, block_rows: int = 1024) -> np.ndarray:
+        """The thumbnails at ``rows`` (any order, repeats allowed), shape (len(rows), s, s, 3).
+
+        Reads whole runs of chunks as slices, ``block_rows`` at a time: h5py's
+        fancy indexing selects row by row and is ~25x slower on thousands of rows.
+        """
         rows = np.asarray(rows, dtype=np.int64)
         unique, inverse = np.unique(rows, return_inverse=True)
         if unique.size and (unique[0] < 0 or unique[-1] >= len(self)):
             raise IndexError(f"tile rows out of range 0..{len(self) - 1}")
-        return self.file["tiles/thumbnails"][unique][inverse]
+        dataset = self.file["tiles/thumbnails"]
+        out = np.empty((len(unique), *dataset.shape[1:]), dataset.dtype)
+        chunk = dataset.chunks[0]
+        step = max(1, block_rows // chunk) * chunk
+        chunk_ids = unique // chunk
+        run_starts = np.flatnonzero(np.r_[True, np.diff(chunk_ids) > 1]) if unique.size else np.empty(0, np.int64)
+        run_ends = np.r_[run_starts[1:], len(unique)].astype(np.int64)
+        for first, last in zip(run_starts.tolist(), run_ends.tolist()):
+            end = min((int(chunk_ids[last - 1]) + 1) * chunk, dataset.shape[0])
+            for block_start in range(int(chunk_ids[first]) * chunk, end, step):
+                block_end = min(block_start + step, end)
+                i0, i1 = np.searchsorted(unique, [block_start, block_end])
+                if i1 > i0:
+                    out[i0:i1] = dataset[block_start:block_end][unique[i0:i1] - block_start]
+        return out[inverse.ravel()]
 
     def failures(self) -> list[tuple[str, str, str]]:
         """``(path, reason, detail)`` of every recorded failure."""
