@@ -8,20 +8,24 @@ from ._color import srgb_to_lab
 from ._errors import MosaicError
 from ._features import TileFeatures, compute_features
 from ._photo import PhotoError, load_rgb, load_square_thumbnail
-from .assemble import resize_tiles, tile_canvas, write_image
+from ._image_out import write_image, write_strips
+from .assemble import blend_tiles, resize_tiles, tile_canvas
 from .coverage import Coverage, colour_coverage, hue_sectors
 from .demo import run_demo
 from .index import IndexSummary, index_batch, index_library
 from .info import describe_cache
 from .make import MosaicSummary, TargetCells, cell_patches, describe_target, grid_shape, make_mosaic
 from .match import Assignment, match_cells, nearest_tiles
+from .record import AssignmentRecord, read_assignment, write_assignment
+from .render import RenderResult, render_assignment, render_mosaic
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "SCHEMA_VERSION", "Assignment", "CacheError", "Coverage", "IndexSummary", "MosaicError", "MosaicSummary", "PhotoError",
+    "SCHEMA_VERSION", "Assignment", "AssignmentRecord", "RenderResult", "CacheError", "Coverage", "IndexSummary", "MosaicError", "MosaicSummary", "PhotoError",
     "TargetCells", "TileCache", "TileFeatures", "cell_patches", "colour_coverage", "compute_features", "dask_client",
     "describe_cache", "describe_target", "grid_shape", "hue_sectors",
     "index_batch", "index_library", "load_rgb", "load_square_thumbnail", "make_mosaic", "match_cells",
-    "nearest_tiles", "resize_tiles", "run_demo", "srgb_to_lab", "tile_canvas", "write_image",
+    "nearest_tiles", "read_assignment", "render_assignment", "render_mosaic", "resize_tiles", "run_demo", "srgb_to_lab",
+    "tile_canvas", "write_assignment", "write_image", "write_strips", "blend_tiles",
 ]

@@ -6,7 +6,9 @@ import os
 import secrets
 from typing import IO, Iterator
 
-__all__ = ["replaced_atomically"]
+from ._errors import MosaicError
+
+__all__ = ["check_not_precious", "replaced_atomically"]
 
 
 @contextlib.contextmanager
@@ -26,3 +28,12 @@ def replaced_atomically(path: str | os.PathLike, binary: bool = True, **open_opt
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def check_not_precious(out: str, *precious: str) -> None:
+    """Refuse an output path that is one of the inputs, or lies in a missing folder."""
+    for path in precious:
+        if path and os.path.exists(out) and os.path.exists(path) and os.path.samefile(out, path):
+            raise MosaicError(f"refusing to write the mosaic over {path}")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise MosaicError(f"output folder does not exist: {os.path.dirname(os.path.abspath(out))}")

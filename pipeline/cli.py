@@ -12,6 +12,7 @@ from .demo import run_demo
 from .index import index_library
 from .info import describe_cache
 from .make import make_mosaic
+from .render import render_mosaic
 
 __all__ = ["main"]
 
@@ -42,6 +43,24 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress or dashboard link on stderr")
 
 
+_OUT_HELP = (".jpg, .png, .tif (tiled pyramidal BigTIFF) or .dzi (Deep Zoom pyramid plus a zoomable <stem>.html page); "
+             "written under a temporary name and renamed when complete")
+
+
+def _blend(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _render_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--blend", type=_blend, default=0.0, metavar="A",
+                        help="0..1: pull each tile toward its cell's colour by alpha overlay (default 0: tiles untouched)")
+    parser.add_argument("--from-originals", action="store_true",
+                        help="re-read the original photos for the tiles: sharp tiles larger than the cached thumbnails")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mosaic", description="Photomosaics from photo libraries of any size, on Dask.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -63,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     make = commands.add_parser("make", help="make a mosaic of a target photo from a tile cache")
     make.add_argument("target", help="the picture to reproduce")
     make.add_argument("--cache", required=True, help="HDF5 tile cache made by `mosaic index`")
-    make.add_argument("--out", required=True, help="output image: .jpg, .png or .tif")
+    make.add_argument("--out", required=True, help=_OUT_HELP)
     make.add_argument("--cols", type=_positive_int, default=config_get("make.cols"),
                       help="cells across (default: mosaic.make.cols, %(default)s)")
     make.add_argument("--rows", type=_positive_int, help="cells down (default: from the target's aspect ratio)")
@@ -71,9 +90,19 @@ def _parser() -> argparse.ArgumentParser:
                       help="tile side in the output, px (default: mosaic.make.tile-px, %(default)s)")
     make.add_argument("--max-uses", type=_positive_int, default=config_get("make.max-uses"),
                       help="use no tile more often than this (default: mosaic.make.max-uses, %(default)s: unlimited)")
+    _render_options(make)
     make.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                       help="write <out stem>.report.html beside the mosaic (default: yes)")
     _cluster_options(make)
+
+    render = commands.add_parser("render", help="render a mosaic again from its assignment record, without matching")
+    render.add_argument("assignment", help="<stem>.assignment.npz (or .csv) written by `mosaic make`")
+    render.add_argument("--cache", required=True, help="the tile cache the mosaic was made from")
+    render.add_argument("--out", required=True, help=_OUT_HELP)
+    render.add_argument("--tile-px", type=_positive_int, default=config_get("make.tile-px"),
+                        help="tile side in the output, px (default: mosaic.make.tile-px, %(default)s)")
+    _render_options(render)
+    _cluster_options(render)
 
     coverage = commands.add_parser("coverage", help="how well a library covers a target's colours, before making a mosaic")
     coverage.add_argument("target", help="the picture to reproduce")
@@ -113,8 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(summary)
         elif args.command == "make":
             summary = make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows, tile_px=args.tile_px,
-                                  max_uses=args.max_uses, report=args.report, **_cluster_kwargs(args))
+                                  max_uses=args.max_uses, blend=args.blend, from_originals=args.from_originals,
+                                  report=args.report, **_cluster_kwargs(args))
             print(summary)
+        elif args.command == "render":
+            result = render_mosaic(args.assignment, args.cache, args.out, tile_px=args.tile_px, blend=args.blend,
+                                   from_originals=args.from_originals, **_cluster_kwargs(args))
+            print(f"{result.output}: {result.width}x{result.height} px in {result.seconds:.1f} s")
         elif args.command == "coverage":
             from .report import target_coverage  # matplotlib: imported only when drawing
 

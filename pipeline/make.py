@@ -1,7 +1,6 @@
 """`mosaic make`: target photo -> cell features -> match -> assemble, with the assignment record."""
 from __future__ import annotations
 
-import csv
 import os
 import sys
 import time
@@ -16,12 +15,13 @@ from ._cache import TileCache
 from ._cluster import dask_client
 from ._errors import MosaicError
 from ._features import TileFeatures, compute_features
-from ._files import replaced_atomically
+from ._files import check_not_precious
+from ._image_out import check_output
 from ._photo import PhotoError, load_rgb
-from ._progress import Progress
-from .assemble import resize_tiles, tile_canvas, write_image
 from .coverage import colour_coverage
-from .match import Assignment, match_cells
+from .match import match_cells
+from .record import AssignmentRecord, write_assignment
+from .render import render_assignment
 
 __all__ = ["cell_patches", "describe_target", "grid_shape", "make_mosaic", "MosaicSummary", "TargetCells", "CELL_SAMPLE_PX"]
 
@@ -36,7 +36,14 @@ def grid_shape(width: int, height: int, cols: int, rows: int | None = None) -> t
     return (rows if rows is not None else max(1, round(cols * height / width)), cols)
 
 
-def cell_patches(target: np.ndarray, rows: int, cols: int, cell_px: int = CELL_SAMPLE_PX) -> np.ndarray:
+def _grid_crop(width: int, height: int, rows: int, cols: int) -> tuple[float, float, float]:
+    """Left, top and cell side (in target pixels) of the centred crop that fits the grid's aspect ratio."""
+    side = min(width / cols, height / rows)
+    return (width - cols * side) / 2, (height - rows * side) / 2, side
+
+
+def cell_patches(target: np.ndarray, rows: int, cols: int, cell_px: int = CELL_SAMPLE_PX,
+                 row_range: tuple[int, int] | None = None) -> np.ndarray:
     """Cut a target image into square cells.
 
     The target is centre-cropped to the grid's aspect ratio (losing less than a
@@ -49,18 +56,21 @@ def cell_patches(target: np.ndarray, rows: int, cols: int, cell_px: int = CELL_S
         The cell grid.
     cell_px : int
         Side of each returned patch.
+    row_range : (int, int), optional
+        Only the cells of grid rows ``first <= r < last`` (default: all).
 
     Returns
     -------
-    ndarray of uint8, shape (rows * cols, cell_px, cell_px, 3), row-major.
+    ndarray of uint8, shape (n_rows * cols, cell_px, cell_px, 3), row-major.
     """
+    first, last = row_range or (0, rows)
     height, width = target.shape[:2]
-    scale = min(width / cols, height / rows)
-    crop_w, crop_h = cols * scale, rows * scale
-    box = ((width - crop_w) / 2, (height - crop_h) / 2, (width + crop_w) / 2, (height + crop_h) / 2)
-    image = Image.fromarray(target).resize((cols * cell_px, rows * cell_px), Image.Resampling.LANCZOS, box=box)
-    pixels = np.asarray(image).reshape(rows, cell_px, cols, cell_px, 3)
-    return pixels.transpose(0, 2, 1, 3, 4).reshape(rows * cols, cell_px, cell_px, 3)
+    left, top, side = _grid_crop(width, height, rows, cols)
+    box = (left, top + first * side, left + cols * side, top + last * side)
+    band = last - first
+    image = Image.fromarray(target).resize((cols * cell_px, band * cell_px), Image.Resampling.LANCZOS, box=box)
+    pixels = np.asarray(image).reshape(band, cell_px, cols, cell_px, 3)
+    return pixels.transpose(0, 2, 1, 3, 4).reshape(band * cols, cell_px, cell_px, 3)
 
 
 @dataclass
@@ -79,6 +89,7 @@ class MosaicSummary:
     p95_distance: float
     seconds: dict[str, float] = field(default_factory=dict)
     report: str | None = None
+    assignment_npz: str = ""
 
     def __str__(self) -> str:
         h, w = self.rows * self.tile_px, self.cols * self.tile_px
@@ -91,14 +102,6 @@ class MosaicSummary:
         )
 
 
-def _write_assignment_csv(path: str, assignment: Assignment, cols: int, tile_paths: list[str]) -> None:
-    with replaced_atomically(path, binary=False, newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["row", "col", "tile", "tile_path", "distance"])
-        for cell, (tile, distance) in enumerate(zip(assignment.tiles, assignment.distances)):
-            writer.writerow([cell // cols, cell % cols, int(tile), tile_paths[tile], f"{distance:.3f}"])
-
-
 class TargetCells(NamedTuple):
     """A target photo cut into cells: its pixels, the grid and each cell's features."""
 
@@ -106,6 +109,12 @@ class TargetCells(NamedTuple):
     rows: int
     cols: int
     features: TileFeatures  # of the rows * cols cells, row-major
+    mean_rgb: np.ndarray  # (rows * cols, 3) uint8: each cell's mean sRGB colour
+
+
+# Cells are described a band of grid rows at a time, so a million-cell grid never
+# needs all its sampled patches at once.
+_PATCH_BAND_BYTES = 32 << 20
 
 
 def describe_target(target: str | os.PathLike, cols: int, rows: int | None = None, grid: int = 3) -> TargetCells:
@@ -117,34 +126,24 @@ def describe_target(target: str | os.PathLike, cols: int, rows: int | None = Non
         If the target cannot be read as a photo.
     """
     try:
+        # JPEG may decode reduced, but never below what the cells sample.
         pixels = load_rgb(os.fspath(target), min_side=max(cols, rows or 0) * CELL_SAMPLE_PX)
     except PhotoError as exc:
         raise MosaicError(f"cannot read target {os.fspath(target)}: {exc}") from None
     n_rows, n_cols = grid_shape(pixels.shape[1], pixels.shape[0], cols, rows)
-    return TargetCells(pixels, n_rows, n_cols, compute_features(cell_patches(pixels, n_rows, n_cols), grid))
-
-
-def _read_resized_tiles(cache: TileCache, rows: np.ndarray, tile_px: int, progress: bool, chunk: int = 512) -> np.ndarray:
-    bar = Progress("assemble", len(rows), "tiles", enabled=progress)
-    parts = []
-    for start in range(0, len(rows), chunk):
-        parts.append(resize_tiles(cache.thumbnails(rows[start : start + chunk]), tile_px))
-        bar.update(len(parts[-1]))
-    bar.close()
-    return np.concatenate(parts)
+    band = max(1, _PATCH_BAND_BYTES // (n_cols * CELL_SAMPLE_PX * CELL_SAMPLE_PX * 3))
+    parts, means = [], []
+    for first in range(0, n_rows, band):
+        patches = cell_patches(pixels, n_rows, n_cols, row_range=(first, min(first + band, n_rows)))
+        parts.append(compute_features(patches, grid))
+        means.append(np.round(patches.mean(axis=(1, 2))).astype(np.uint8))
+    features = TileFeatures(*(np.concatenate(columns) for columns in zip(*parts)))
+    return TargetCells(pixels, n_rows, n_cols, features, np.concatenate(means))
 
 
 def _stage_line(enabled: bool, line: str) -> None:
     if enabled:
         print(line, file=sys.stderr, flush=True)
-
-
-def _check_output(out: str, target: str, cache_path: str) -> None:
-    for precious in (target, cache_path):
-        if os.path.exists(out) and os.path.samefile(out, precious):
-            raise MosaicError(f"refusing to write the mosaic over {precious}")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-        raise MosaicError(f"output folder does not exist: {os.path.dirname(os.path.abspath(out))}")
 
 
 def make_mosaic(
@@ -156,6 +155,8 @@ def make_mosaic(
     rows: int | None = None,
     tile_px: int = 32,
     max_uses: int | None = None,
+    blend: float = 0.0,
+    from_originals: bool = False,
     report: bool = True,
     progress: bool = True,
     client: Client | None = None,
@@ -170,14 +171,19 @@ def make_mosaic(
     cache_path : path
         A tile cache made by :func:`pipeline.index_library`.
     out : path
-        Output image (.jpg, .png or .tif). The assignment CSV is written beside
-        it as ``<out stem>.assignment.csv``.
+        Output image: ``.jpg``, ``.png``, ``.tif`` (tiled pyramidal BigTIFF) or
+        ``.dzi`` (Deep Zoom pyramid and a viewer page). The assignment record is
+        written beside it as ``<out stem>.assignment.csv`` and ``.npz``.
     cols, rows : int
         Cells across; rows default to the target's aspect ratio.
     tile_px : int
         Side of each tile in the output, in pixels.
     max_uses : int, optional
         Use no tile more often than this.
+    blend : float
+        0..1: pull each tile toward its cell's colour (alpha overlay); 0 leaves tiles as they are.
+    from_originals : bool
+        Re-read the original photos for the tiles, for tiles larger than the cached thumbnails.
     report : bool
         Also write ``<out stem>.report.html``: previews, numbers, colour
         coverage, and the per-cell colour error.
@@ -195,50 +201,58 @@ def make_mosaic(
     target, cache_path, out = os.fspath(target), os.fspath(cache_path), os.fspath(out)
     if tile_px < 1:
         raise MosaicError("--tile-px must be at least 1")
-    _check_output(out, target, cache_path)
+    check_not_precious(out, target, cache_path)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     with TileCache.open(cache_path) as cache:
         tile_features, tile_paths = cache.features(), cache.paths()
-        target_pixels, n_rows, n_cols, cells = describe_target(target, cols, rows, cache.grid)
-        seconds["features"] = time.perf_counter() - start
-        _stage_line(progress, f"make: {n_cols}x{n_rows} cells described ({seconds['features']:.1f} s)")
+        cells = describe_target(target, cols, rows, cache.grid)
+    n_rows, n_cols = cells.rows, cells.cols
+    check_output(out, n_cols * tile_px, n_rows * tile_px)  # before any work: e.g. too large for JPEG
+    seconds["features"] = time.perf_counter() - start
+    _stage_line(progress, f"make: {n_cols}x{n_rows} cells described ({seconds['features']:.1f} s)")
 
-        with dask_client(client, announce=progress, **cluster_options) as dask:
-            t = time.perf_counter()
-            assignment = match_cells(cells.mean_lab, tile_features.mean_lab, max_uses=max_uses, client=dask, progress=progress)
-            seconds["match"] = time.perf_counter() - t
+    with dask_client(client, announce=progress, **cluster_options) as dask:
+        t = time.perf_counter()
+        assignment = match_cells(cells.features.mean_lab, tile_features.mean_lab, max_uses=max_uses, client=dask,
+                                 progress=progress)
+        seconds["match"] = time.perf_counter() - t
         _stage_line(progress, f"make: matched {len(assignment.tiles)} cells against {len(tile_paths)} tiles ({seconds['match']:.1f} s)")
 
         t = time.perf_counter()
-        used, layout = np.unique(assignment.tiles, return_inverse=True)
-        tiles = _read_resized_tiles(cache, used, tile_px, progress)
-    canvas = tile_canvas(tiles, layout.reshape(n_rows, n_cols))
-    write_image(canvas, out)
-    csv_path = os.path.splitext(out)[0] + ".assignment.csv"
-    _write_assignment_csv(csv_path, assignment, n_cols, tile_paths)
-    seconds["assemble"] = time.perf_counter() - t
-    _stage_line(progress, f"make: wrote {out} and its assignment CSV ({seconds['assemble']:.1f} s)")
+        used = np.unique(assignment.tiles)
+        record = AssignmentRecord(
+            tiles=assignment.tiles.reshape(n_rows, n_cols), distances=assignment.distances.reshape(n_rows, n_cols),
+            cell_rgb=cells.mean_rgb.reshape(n_rows, n_cols, 3), tile_paths={r: tile_paths[r] for r in used.tolist()},
+            target=os.path.abspath(target))
+        csv_path, npz_path = write_assignment(record, os.path.splitext(out)[0])
+        rendered = render_assignment(record, cache_path, out, dask, tile_px=tile_px, blend=blend,
+                                     from_originals=from_originals, progress=progress)
+        seconds["assemble"] = time.perf_counter() - t
+    _stage_line(progress, f"make: wrote {out} and its assignment record ({seconds['assemble']:.1f} s)")
     summary = MosaicSummary(
         output=out,
         assignment_csv=csv_path,
+        assignment_npz=npz_path,
         rows=n_rows,
         cols=n_cols,
         tile_px=tile_px,
         tiles_in_cache=len(tile_paths),
         distinct_tiles=len(used),
-        most_uses=int(np.bincount(layout).max()),
+        most_uses=int(np.bincount(assignment.tiles).max()),
         mean_distance=float(assignment.distances.mean()),
         p95_distance=float(np.percentile(assignment.distances, 95)),
         seconds=seconds,
     )
+    if rendered.fallbacks:
+        _stage_line(progress, f"make: {rendered.fallbacks} original photos could not be re-read; their cached thumbnails were used")
     if report:
         from .report import write_report  # matplotlib: imported only when drawing
 
         t = time.perf_counter()
         summary.report = os.path.splitext(out)[0] + ".report.html"
-        coverage = colour_coverage(cells.mean_lab, tile_features.mean_lab)
-        write_report(summary.report, summary, target_pixels, canvas, coverage, cells.mean_lab, tile_features.mean_lab,
-                     assignment.distances)
+        coverage = colour_coverage(cells.features.mean_lab, tile_features.mean_lab)
+        write_report(summary.report, summary, cells.pixels, rendered.preview, coverage, cells.features.mean_lab,
+                     tile_features.mean_lab, assignment.distances)
         _stage_line(progress, f"make: wrote {summary.report} ({time.perf_counter() - t:.1f} s)")
     return summary

@@ -1,8 +1,11 @@
 """Shared fixtures: real photos (the bundled demo set), small libraries, and a real LocalCluster."""
 from __future__ import annotations
 
+import functools
+import http.server
 import logging
 import shutil
+import threading
 from importlib.resources import files
 from pathlib import Path
 
@@ -61,3 +64,14 @@ def client():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
         yield c
+
+
+@pytest.fixture
+def served(tmp_path):
+    """tmp_path served over HTTP on 127.0.0.1, as a user's browser would get it."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

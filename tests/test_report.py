@@ -1,10 +1,7 @@
 """The HTML report beside a mosaic, looked at in headless Chromium, and `mosaic coverage`."""
-import functools
-import http.server
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +18,6 @@ def made(small_library, tmp_path, client, demo_target):
     index_library(small_library, cache, client=client, progress=False)
     summary = make_mosaic(demo_target, cache, tmp_path / "mosaic.jpg", cols=40, tile_px=16, client=client, progress=False)
     return summary, cache
-
-
-@pytest.fixture
-def served(tmp_path):
-    """tmp_path served over HTTP on 127.0.0.1, as a user's browser would get it."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def test_report_is_self_contained_and_has_the_numbers(made):

@@ -1,0 +1,137 @@
+"""The assignment record: which tile went to which cell, enough to render the mosaic again without matching.
+
+Two forms are written side by side: ``<stem>.assignment.csv`` for people and
+spreadsheets, and ``<stem>.assignment.npz``, compact and fast for large grids.
+Either can be read back by :func:`read_assignment`.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._errors import MosaicError
+from ._files import replaced_atomically
+
+__all__ = ["AssignmentRecord", "read_assignment", "write_assignment"]
+
+_CSV_COLUMNS = ["row", "col", "tile", "tile_path", "distance", "cell_r", "cell_g", "cell_b"]
+
+
+@dataclass
+class AssignmentRecord:
+    """A matched grid.
+
+    Attributes
+    ----------
+    tiles : ndarray of int64, shape (rows, cols)
+        The cache row of the tile in each cell.
+    distances : ndarray of float32, shape (rows, cols)
+        Each cell's CIE76 colour distance to its tile.
+    cell_rgb : ndarray of uint8, shape (rows, cols, 3)
+        Each cell's mean sRGB colour in the target (what ``--blend`` pulls toward).
+    tile_paths : dict of int to str
+        The photo path of every tile used, by cache row: checked against the
+        cache before rendering, so a changed cache is caught, not silently used.
+    target : str
+        The target photo (empty when read from a CSV).
+    """
+
+    tiles: np.ndarray
+    distances: np.ndarray
+    cell_rgb: np.ndarray
+    tile_paths: dict[int, str]
+    target: str = ""
+
+    @property
+    def rows(self) -> int:
+        return self.tiles.shape[0]
+
+    @property
+    def cols(self) -> int:
+        return self.tiles.shape[1]
+
+
+def write_assignment(record: AssignmentRecord, stem: str) -> tuple[str, str]:
+    """Write ``<stem>.assignment.csv`` and ``<stem>.assignment.npz`` atomically; returns both paths."""
+    csv_path, npz_path = stem + ".assignment.csv", stem + ".assignment.npz"
+    flat_tiles = record.tiles.ravel()
+    flat_rgb = record.cell_rgb.reshape(-1, 3)
+    with replaced_atomically(csv_path, binary=False, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(_CSV_COLUMNS)
+        for cell, (tile, distance) in enumerate(zip(flat_tiles.tolist(), record.distances.ravel().tolist())):
+            r, g, b = flat_rgb[cell].tolist()
+            writer.writerow([cell // record.cols, cell % record.cols, tile, record.tile_paths[tile], f"{distance:.3f}", r, g, b])
+    used = np.array(sorted(record.tile_paths), dtype=np.int64)
+    with replaced_atomically(npz_path) as f:
+        np.savez_compressed(f, tiles=record.tiles, distances=record.distances, cell_rgb=record.cell_rgb,
+                            used_rows=used, used_paths=np.array([record.tile_paths[r] for r in used.tolist()], dtype=str),
+                            target=np.array(record.target))
+    return csv_path, npz_path
+
+
+def _read_npz(path: str) -> AssignmentRecord:
+    with np.load(path, allow_pickle=False) as data:
+        missing = {"tiles", "distances", "cell_rgb", "used_rows", "used_paths"} - set(data.files)
+        if missing:
+            raise MosaicError(f"{path} is not an assignment record: it lacks {', '.join(sorted(missing))}")
+        return AssignmentRecord(
+            tiles=data["tiles"].astype(np.int64), distances=data["distances"].astype(np.float32),
+            cell_rgb=data["cell_rgb"].astype(np.uint8),
+            tile_paths=dict(zip(data["used_rows"].tolist(), data["used_paths"].tolist())),
+            target=str(data["target"]) if "target" in data.files else "",
+        )
+
+
+def _read_csv(path: str) -> AssignmentRecord:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != _CSV_COLUMNS:
+            raise MosaicError(f"{path} is not an assignment record: its header should be {','.join(_CSV_COLUMNS)}")
+        cells, paths = [], {}
+        for line_number, line in enumerate(reader, start=2):
+            try:
+                row, col, tile, tile_path, distance, r, g, b = line
+                cells.append((int(row), int(col), int(tile), float(distance), int(r), int(g), int(b)))
+            except ValueError:
+                raise MosaicError(f"{path}, line {line_number}: not a row of an assignment record") from None
+            paths[int(tile)] = tile_path
+    if not cells:
+        raise MosaicError(f"{path} is an empty assignment record")
+    table = np.array(cells, dtype=np.float64)
+    grid_rows, grid_cols = int(table[:, 0].max()) + 1, int(table[:, 1].max()) + 1
+    position = table[:, 0].astype(np.int64) * grid_cols + table[:, 1].astype(np.int64)
+    if len(cells) != grid_rows * grid_cols or len(np.unique(position)) != len(cells) or table[:, :2].min() < 0:
+        raise MosaicError(f"{path} does not cover a {grid_cols}x{grid_rows} grid once per cell")
+    order = np.argsort(position)
+    table = table[order]
+    return AssignmentRecord(
+        tiles=table[:, 2].astype(np.int64).reshape(grid_rows, grid_cols),
+        distances=table[:, 3].astype(np.float32).reshape(grid_rows, grid_cols),
+        cell_rgb=np.clip(table[:, 4:7], 0, 255).astype(np.uint8).reshape(grid_rows, grid_cols, 3),
+        tile_paths=paths,
+    )
+
+
+def read_assignment(path: str | os.PathLike) -> AssignmentRecord:
+    """Read an assignment record written by :func:`write_assignment` (``.npz`` or ``.csv``).
+
+    Raises
+    ------
+    MosaicError
+        If the file is missing or is not an assignment record.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise MosaicError(f"no assignment record at {path}")
+    try:
+        if zipfile.is_zipfile(path):
+            return _read_npz(path)
+        return _read_csv(path)
+    except (OSError, UnicodeDecodeError, zipfile.BadZipFile, ValueError, KeyError) as exc:
+        raise MosaicError(f"cannot read assignment record {path}: {exc}") from None

@@ -1,0 +1,270 @@
+"""Stage 3, assemble (Dask): render the mosaic in horizontal bands on the workers, stream them into the output.
+
+Each band is one task. It opens the tile cache read-only inside the worker,
+reads the thumbnails its cells use, resizes them to ``tile_px`` (or re-reads the
+original photos), blends them toward their cells' colours and returns the band's
+pixels plus a small preview. The client keeps a bounded number of bands in
+flight and hands them, in order, to the streamed writer: memory stays bounded
+whatever the output size.
+
+Within one run a worker keeps the cache open, with a large chunk cache, and
+keeps the tiles it has already resized (up to a budget), because neighbouring
+bands use mostly the same tiles; :func:`release_worker_state` drops both at the
+end of the run, so no handle outlives it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterator, NamedTuple
+
+import numpy as np
+from distributed import Client, Future
+from PIL import Image
+
+from ._cache import TileCache
+from ._cluster import dask_client
+from ._errors import MosaicError
+from ._files import check_not_precious
+from ._image_out import check_output, write_strips
+from ._photo import PhotoError, load_square_thumbnail
+from ._progress import Progress
+from .assemble import blend_tiles, resize_tiles, tile_canvas
+from .record import AssignmentRecord, read_assignment
+
+__all__ = ["RenderResult", "release_worker_state", "render_assignment", "render_band", "render_mosaic"]
+
+BAND_BYTES = 32 << 20  # pixels per task: big enough to amortise a task, small enough to keep a few in flight
+IN_FLIGHT_BYTES = 256 << 20  # bands computed or being computed ahead of the writer
+WORKER_CHUNK_CACHE_BYTES = 64 << 20
+WORKER_TILE_BUDGET_BYTES = 256 << 20
+
+_worker_state: dict = {}  # per worker process: {"key": ..., "cache": TileCache, "slots": ndarray, "slot_of": dict}
+
+
+class BandPixels(NamedTuple):
+    """One rendered band: its pixels, its preview, and how many original photos could not be re-read."""
+
+    pixels: np.ndarray  # (band_rows * tile_px, cols * tile_px, 3) uint8
+    preview: np.ndarray  # (band_rows * preview_px, cols * preview_px, 3) uint8
+    fallbacks: int
+
+
+def _tile_store(cache_path: str, stamp: tuple, tile_px: int, from_originals: bool) -> dict:
+    key = (cache_path, stamp, tile_px, from_originals)
+    if _worker_state.get("key") != key:
+        release_worker_state()
+        capacity = max(1024, WORKER_TILE_BUDGET_BYTES // (tile_px * tile_px * 3))
+        _worker_state.update(key=key, cache=TileCache.open(cache_path, chunk_cache_bytes=WORKER_CHUNK_CACHE_BYTES),
+                             slots=None, capacity=capacity, slot_of={})
+    return _worker_state
+
+
+def _resized_tiles(store: dict, rows: np.ndarray, tile_px: int, original_paths: dict[int, str] | None) -> tuple[np.ndarray, int]:
+    """The tiles at ``rows`` (sorted, unique) at ``tile_px``, from the worker's store or freshly made."""
+    slot_of, capacity = store["slot_of"], store["capacity"]
+    missing = [r for r in rows.tolist() if r not in slot_of]
+    if len(slot_of) + len(missing) > capacity:
+        slot_of.clear()  # over budget: start afresh rather than track recency
+        missing = rows.tolist()
+    fallbacks = 0
+    fresh = resize_tiles(store["cache"].thumbnails(missing), tile_px) if missing else None
+    for i, row in enumerate(missing) if original_paths is not None else ():
+        try:
+            fresh[i] = load_square_thumbnail(original_paths[row], tile_px)
+        except PhotoError:
+            fallbacks += 1  # the cached thumbnail, resized, stands in
+    if len(missing) > capacity:
+        return fresh, fallbacks  # more distinct tiles in one band than the whole budget: keep none
+    if store["slots"] is None:
+        store["slots"] = np.empty((capacity, tile_px, tile_px, 3), np.uint8)
+    for i, row in enumerate(missing):
+        slot_of[row] = len(slot_of)
+        store["slots"][slot_of[row]] = fresh[i]
+    return store["slots"][[slot_of[r] for r in rows.tolist()]], fallbacks
+
+
+def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.ndarray, tile_px: int, blend: float,
+                preview_px: int, original_paths: dict[int, str] | None = None) -> BandPixels:
+    """Render one band of cells (runs on a worker).
+
+    Parameters
+    ----------
+    cache_path : str
+        The tile cache, opened read-only here.
+    stamp : tuple
+        ``(size, mtime_ns)`` of the cache when the run started: a worker's open
+        handle is reused only for the same file.
+    tiles : ndarray of int64, shape (r, cols)
+        Cache row of each cell's tile.
+    cell_rgb : ndarray of uint8, shape (r, cols, 3)
+        Each cell's colour, for the blend.
+    tile_px, blend, preview_px
+        Tile side, blend strength (0..1) and the preview's pixels per cell.
+    original_paths : dict of int to str, optional
+        Re-read these photos (by cache row) instead of resizing the thumbnails.
+    """
+    store = _tile_store(cache_path, stamp, tile_px, original_paths is not None)
+    used, layout = np.unique(tiles, return_inverse=True)
+    images, fallbacks = _resized_tiles(store, used, tile_px, original_paths)
+    if blend > 0:
+        images = blend_tiles(images[layout.ravel()], cell_rgb.reshape(-1, 3), blend)
+        layout = np.arange(tiles.size)
+    pixels = tile_canvas(images, layout.reshape(tiles.shape))
+    rows, cols = tiles.shape
+    preview = np.asarray(Image.fromarray(pixels).resize((cols * preview_px, rows * preview_px), Image.Resampling.BOX,
+                                                        reducing_gap=2.0))
+    return BandPixels(pixels, preview, fallbacks)
+
+
+def release_worker_state() -> None:
+    """Close this process's cache handle and drop its resized tiles (run on every worker after a render)."""
+    cache = _worker_state.pop("cache", None)
+    if cache is not None:
+        cache.close()
+    _worker_state.clear()
+
+
+def _in_order(futures: Iterator[Future], window: int) -> Iterator[BandPixels]:
+    """Results of ``futures`` in order, keeping at most ``window`` submitted ahead; cancels the rest on exit."""
+    pending: deque[Future] = deque()
+    try:
+        for future in futures:
+            pending.append(future)
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+@dataclass
+class RenderResult:
+    """What :func:`render_assignment` wrote."""
+
+    output: str
+    width: int
+    height: int
+    preview: np.ndarray  # small (H, W, 3) image of the mosaic, for reports
+    fallbacks: int  # original photos that could not be re-read (their thumbnail was used)
+    seconds: float
+
+
+def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, out: str | os.PathLike, client: Client, *,
+                      tile_px: int, blend: float = 0.0, from_originals: bool = False, preview_width: int = 1024,
+                      progress: bool = False) -> RenderResult:
+    """Render a matched grid to ``out`` in bands on ``client``'s cluster, with bounded memory.
+
+    Parameters
+    ----------
+    record : AssignmentRecord
+        The matched grid (tiles by cache row, cell colours).
+    cache_path : path
+        The tile cache the record's rows refer to.
+    out : path
+        ``.jpg``, ``.png``, ``.tif`` or ``.dzi``: see :func:`pipeline.write_strips`.
+    client : distributed.Client
+    tile_px : int
+        Side of each tile in the output.
+    blend : float
+        0..1: pull each tile toward its cell's colour (alpha overlay).
+    from_originals : bool
+        Re-read the original photos for the tiles (sharp when ``tile_px`` is
+        larger than the cached thumbnails); a photo that cannot be read is
+        replaced by its thumbnail and counted in ``fallbacks``.
+    preview_width : int
+        Width of the returned preview (at most one pixel per cell less).
+
+    Returns
+    -------
+    RenderResult
+    """
+    start = time.perf_counter()
+    cache_path, out = os.path.abspath(os.fspath(cache_path)), os.fspath(out)
+    if tile_px < 1:
+        raise MosaicError("--tile-px must be at least 1")
+    if not 0.0 <= blend <= 1.0:
+        raise MosaicError(f"--blend must be between 0 and 1, got {blend}")
+    rows, cols = record.rows, record.cols
+    width, height = cols * tile_px, rows * tile_px
+    check_output(out, width, height)
+    _check_cache_matches(record, cache_path)
+    stat = os.stat(cache_path)
+    stamp = (stat.st_size, stat.st_mtime_ns)
+    row_bytes = width * tile_px * 3
+    threads = max(1, sum(client.nthreads().values()))
+    band_rows = max(1, min(BAND_BYTES // row_bytes, math.ceil(rows / (2 * threads))))
+    window = max(2, min(2 * threads, IN_FLIGHT_BYTES // max(1, band_rows * row_bytes)))
+    preview_px = max(1, min(tile_px, preview_width // cols))
+    bands = range(0, rows, band_rows)
+
+    def submit() -> Iterator[Future]:
+        for first in bands:
+            tiles = record.tiles[first : first + band_rows]
+            paths = {r: record.tile_paths[r] for r in np.unique(tiles).tolist()} if from_originals else None
+            yield client.submit(render_band, cache_path, stamp, tiles, record.cell_rgb[first : first + band_rows],
+                                tile_px, blend, preview_px, paths, pure=False)
+
+    bar = Progress("assemble", rows, "rows of cells", enabled=progress)
+    previews, fallbacks = [], 0
+
+    def strips() -> Iterator[np.ndarray]:
+        nonlocal fallbacks
+        for band in _in_order(submit(), window):
+            previews.append(band.preview)
+            fallbacks += band.fallbacks
+            bar.update(band.pixels.shape[0] // tile_px)
+            yield band.pixels
+
+    try:
+        write_strips(out, width, height, strips())
+    finally:
+        client.run(release_worker_state)
+    bar.close()
+    return RenderResult(out, width, height, np.concatenate(previews), fallbacks, time.perf_counter() - start)
+
+
+def _check_cache_matches(record: AssignmentRecord, cache_path: str) -> None:
+    with TileCache.open(cache_path) as cache:
+        n_tiles = len(cache)
+        used = sorted(record.tile_paths)
+        if used and (used[0] < 0 or used[-1] >= n_tiles):
+            raise MosaicError(f"the assignment uses tile row {used[-1]}, but {cache_path} holds {n_tiles} tiles: "
+                              "is it the cache the mosaic was made from?")
+        paths = cache.paths()
+    for row in used:
+        if paths[row] != record.tile_paths[row]:
+            raise MosaicError(f"{cache_path} has changed since the assignment was made (tile {row} was "
+                              f"{record.tile_paths[row]}, is now {paths[row]}); run `mosaic make` again")
+    missing = set(np.unique(record.tiles).tolist()) - set(record.tile_paths)
+    if missing:
+        raise MosaicError(f"the assignment record lacks the path of tile {min(missing)}")
+
+
+def render_mosaic(assignment: str | os.PathLike, cache_path: str | os.PathLike, out: str | os.PathLike, *,
+                  tile_px: int = 32, blend: float = 0.0, from_originals: bool = False, progress: bool = True,
+                  client: Client | None = None, **cluster_options) -> RenderResult:
+    """Render a mosaic again from its assignment record, without matching: ``mosaic render``.
+
+    Parameters
+    ----------
+    assignment : path
+        ``<stem>.assignment.npz`` or ``.csv``, written by :func:`pipeline.make_mosaic`.
+    cache_path : path
+        The tile cache the mosaic was made from.
+    out : path
+        The new image; see :func:`render_assignment` for the formats and other options.
+    client, **cluster_options
+        Which Dask cluster: see :func:`pipeline.dask_client`.
+    """
+    record = read_assignment(assignment)
+    out = os.fspath(out)
+    check_not_precious(out, os.fspath(assignment), os.fspath(cache_path), record.target)
+    with dask_client(client, announce=progress, **cluster_options) as dask:
+        return render_assignment(record, cache_path, out, dask, tile_px=tile_px, blend=blend,
+                                 from_originals=from_originals, progress=progress)
