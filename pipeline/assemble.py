@@ -32,7 +32,7 @@ def resize_tiles(thumbnails: np.ndarray, tile_px: int) -> np.ndarray:
     # Vertical pass: tiles side by side, side rows of (k * tile_px) pixels.
     wide = Image.fromarray(np.ascontiguousarray(narrow.transpose(1, 0, 2, 3)).reshape(side, k * tile_px, 3))
     out = np.asarray(wide.resize((k * tile_px, tile_px), lanczos)).reshape(tile_px, k, tile_px, 3)
-    return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
+    return out.transpose(1, 0, 2, 3).copy()  # a writable array, whatever Pillow handed back
 
 
 def blend_tiles(tiles: np.ndarray, colours: np.ndarray, alpha: float) -> np.ndarray:

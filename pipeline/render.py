@@ -46,11 +46,11 @@ _worker_state: dict = {}  # per worker process: {"key": ..., "cache": TileCache,
 
 
 class BandPixels(NamedTuple):
-    """One rendered band: its pixels, its preview, and how many original photos could not be re-read."""
+    """One rendered band: its pixels, its preview, and the tiles whose original photo could not be re-read."""
 
     pixels: np.ndarray  # (band_rows * tile_px, cols * tile_px, 3) uint8
     preview: np.ndarray  # (band_rows * preview_px, cols * preview_px, 3) uint8
-    fallbacks: int
+    unreadable: list[int]  # cache rows
 
 
 def _tile_store(cache_path: str, stamp: tuple, tile_px: int, from_originals: bool) -> dict:
@@ -63,28 +63,28 @@ def _tile_store(cache_path: str, stamp: tuple, tile_px: int, from_originals: boo
     return _worker_state
 
 
-def _resized_tiles(store: dict, rows: np.ndarray, tile_px: int, original_paths: dict[int, str] | None) -> tuple[np.ndarray, int]:
+def _resized_tiles(store: dict, rows: np.ndarray, tile_px: int, original_paths: dict[int, str] | None) -> tuple[np.ndarray, list[int]]:
     """The tiles at ``rows`` (sorted, unique) at ``tile_px``, from the worker's store or freshly made."""
     slot_of, capacity = store["slot_of"], store["capacity"]
     missing = [r for r in rows.tolist() if r not in slot_of]
     if len(slot_of) + len(missing) > capacity:
         slot_of.clear()  # over budget: start afresh rather than track recency
         missing = rows.tolist()
-    fallbacks = 0
+    unreadable = []
     fresh = resize_tiles(store["cache"].thumbnails(missing), tile_px) if missing else None
     for i, row in enumerate(missing) if original_paths is not None else ():
         try:
             fresh[i] = load_square_thumbnail(original_paths[row], tile_px)
         except PhotoError:
-            fallbacks += 1  # the cached thumbnail, resized, stands in
+            unreadable.append(row)  # the cached thumbnail, resized, stands in
     if len(missing) > capacity:
-        return fresh, fallbacks  # more distinct tiles in one band than the whole budget: keep none
+        return fresh, unreadable  # more distinct tiles in one band than the whole budget: keep none
     if store["slots"] is None:
         store["slots"] = np.empty((capacity, tile_px, tile_px, 3), np.uint8)
     for i, row in enumerate(missing):
         slot_of[row] = len(slot_of)
         store["slots"][slot_of[row]] = fresh[i]
-    return store["slots"][[slot_of[r] for r in rows.tolist()]], fallbacks
+    return store["slots"][[slot_of[r] for r in rows.tolist()]], unreadable
 
 
 def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.ndarray, tile_px: int, blend: float,
@@ -109,7 +109,7 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
     """
     store = _tile_store(cache_path, stamp, tile_px, original_paths is not None)
     used, layout = np.unique(tiles, return_inverse=True)
-    images, fallbacks = _resized_tiles(store, used, tile_px, original_paths)
+    images, unreadable = _resized_tiles(store, used, tile_px, original_paths)
     if blend > 0:
         images = blend_tiles(images[layout.ravel()], cell_rgb.reshape(-1, 3), blend)
         layout = np.arange(tiles.size)
@@ -117,7 +117,7 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
     rows, cols = tiles.shape
     preview = np.asarray(Image.fromarray(pixels).resize((cols * preview_px, rows * preview_px), Image.Resampling.BOX,
                                                         reducing_gap=2.0))
-    return BandPixels(pixels, preview, fallbacks)
+    return BandPixels(pixels, preview, unreadable)
 
 
 def release_worker_state() -> None:
@@ -211,13 +211,12 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
                                 tile_px, blend, preview_px, paths, pure=False)
 
     bar = Progress("assemble", rows, "rows of cells", enabled=progress)
-    previews, fallbacks = [], 0
+    previews, unreadable = [], set()
 
     def strips() -> Iterator[np.ndarray]:
-        nonlocal fallbacks
         for band in _in_order(submit(), window):
             previews.append(band.preview)
-            fallbacks += band.fallbacks
+            unreadable.update(band.unreadable)
             bar.update(band.pixels.shape[0] // tile_px)
             yield band.pixels
 
@@ -226,7 +225,7 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     finally:
         client.run(release_worker_state)
     bar.close()
-    return RenderResult(out, width, height, np.concatenate(previews), fallbacks, time.perf_counter() - start)
+    return RenderResult(out, width, height, np.concatenate(previews), len(unreadable), time.perf_counter() - start)
 
 
 def _check_cache_matches(record: AssignmentRecord, cache_path: str) -> None:

@@ -1,0 +1,146 @@
+"""Streamed assembly on a real cluster: make, re-render from the record, blend, originals, Deep Zoom in Chromium."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import pipeline.render
+from browser import open_page
+from pipeline import (MosaicError, TileCache, index_library, load_square_thumbnail, make_mosaic, read_assignment,
+                      render_mosaic, resize_tiles, tile_canvas)
+
+MOSAIC = [sys.executable, "-m", "pipeline"]
+
+
+@pytest.fixture
+def made(small_library, tmp_path, client, demo_target):
+    cache = tmp_path / "tiles.h5"
+    index_library(small_library, cache, client=client, progress=False)
+    summary = make_mosaic(demo_target, cache, tmp_path / "mosaic.png", cols=20, tile_px=16, report=False, client=client,
+                          progress=False)
+    return summary, cache
+
+
+def _expected(record, cache, tile_px):
+    with TileCache.open(cache) as c:
+        used, layout = np.unique(record.tiles, return_inverse=True)
+        return tile_canvas(resize_tiles(c.thumbnails(used), tile_px), layout.reshape(record.tiles.shape))
+
+
+def test_make_writes_the_tiles_it_recorded(made):
+    summary, cache = made
+    record = read_assignment(summary.assignment_npz)
+    assert record.tiles.shape == (summary.rows, summary.cols) and record.target.endswith("target.jpg")
+    np.testing.assert_array_equal(np.asarray(Image.open(summary.output)), _expected(record, cache, 16))
+
+
+def test_render_in_many_bands_equals_the_reference(made, client, tmp_path, monkeypatch):
+    summary, cache = made
+    monkeypatch.setattr(pipeline.render, "BAND_BYTES", 1)  # one row of cells per task: 13 bands in order
+    result = render_mosaic(summary.assignment_csv, cache, tmp_path / "again.png", tile_px=24, client=client, progress=False)
+    assert (result.width, result.height) == (20 * 24, summary.rows * 24)
+    expected = _expected(read_assignment(summary.assignment_csv), cache, 24)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "again.png")), expected)
+    assert result.preview.shape == (summary.rows * 24, 20 * 24, 3)  # 1024 px wide preview: full size here
+
+
+def test_full_blend_paints_each_cell_its_colour(made, client, tmp_path):
+    summary, cache = made
+    render_mosaic(summary.assignment_npz, cache, tmp_path / "flat.png", tile_px=8, blend=1.0, client=client, progress=False)
+    cells = np.asarray(Image.open(tmp_path / "flat.png")).reshape(summary.rows, 8, 20, 8, 3)
+    record = read_assignment(summary.assignment_npz)
+    np.testing.assert_array_equal(cells, np.broadcast_to(record.cell_rgb[:, None, :, None], cells.shape))
+
+
+def test_from_originals_rereads_photos_and_falls_back_when_one_is_gone(made, client, tmp_path):
+    summary, cache = made
+    record = read_assignment(summary.assignment_npz)
+    gone_row = int(record.tiles[0, 0])
+    os.unlink(record.tile_paths[gone_row])
+    result = render_mosaic(summary.assignment_npz, cache, tmp_path / "sharp.png", tile_px=96, from_originals=True,
+                           client=client, progress=False)
+    assert result.fallbacks == 1
+    image = np.asarray(Image.open(tmp_path / "sharp.png"))
+    r, c = np.argwhere(record.tiles != gone_row)[0]
+    photo = load_square_thumbnail(record.tile_paths[int(record.tiles[r, c])], 96)
+    np.testing.assert_array_equal(image[r * 96 : (r + 1) * 96, c * 96 : (c + 1) * 96], photo)
+    with TileCache.open(cache) as tiles:  # the missing photo's cached thumbnail, enlarged, stands in
+        np.testing.assert_array_equal(image[:96, :96], resize_tiles(tiles.thumbnails([gone_row]), 96)[0])
+
+
+def test_render_refuses_a_changed_cache_and_precious_outputs(made, client, tmp_path, small_library, demo_photos):
+    summary, cache = made
+    with pytest.raises(MosaicError, match="refusing to write the mosaic over"):
+        render_mosaic(summary.assignment_npz, cache, cache, client=client, progress=False)
+    with pytest.raises(MosaicError, match="refusing to write the mosaic over"):
+        render_mosaic(summary.assignment_npz, cache, summary.assignment_npz, client=client, progress=False)
+    other = tmp_path / "other.h5"
+    index_library(small_library / "album1", other, client=client, progress=False)
+    with pytest.raises(MosaicError, match="has changed since the assignment was made|holds .* tiles"):
+        render_mosaic(summary.assignment_npz, other, tmp_path / "x.png", client=client, progress=False)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_render_and_its_one_line_errors(made, tmp_path):
+    summary, cache = made
+    done = subprocess.run([*MOSAIC, "render", summary.assignment_npz, "--cache", cache, "--out", tmp_path / "c.tif",
+                           "--tile-px", "32", "--blend", "0.2", "--workers", "1", "--quiet"],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(f"{tmp_path / 'c.tif'}: 640x{summary.rows * 32} px in ")
+    bad = subprocess.run([*MOSAIC, "render", cache, "--cache", cache, "--out", tmp_path / "d.png", "--quiet"],
+                         capture_output=True, text=True, timeout=180)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "mosaic: error: " in bad.stderr
+    assert "Traceback" not in bad.stderr
+    blend = subprocess.run([*MOSAIC, "render", summary.assignment_npz, "--cache", cache, "--out", tmp_path / "e.png",
+                            "--blend", "2"], capture_output=True, text=True, timeout=60)
+    assert blend.returncode == 2 and "must be between 0 and 1" in blend.stderr
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_killed_render_leaves_no_file_under_the_final_name(made, tmp_path, demo_target):
+    summary, cache = made
+    before = _digest(cache), _digest(Path(summary.output))
+    out = tmp_path / "big.png"
+    process = subprocess.Popen([*MOSAIC, "render", summary.assignment_npz, "--cache", cache, "--out", out,
+                                "--tile-px", "400", "--from-originals", "--workers", "1", "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".big.png.") for p in tmp_path.iterdir()):  # the writer has started
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not out.exists()
+    assert (_digest(cache), _digest(Path(summary.output))) == before
+
+
+def test_deep_zoom_page_shows_the_mosaic_in_chromium(made, client, served, tmp_path):
+    summary, cache = made
+    render_mosaic(summary.assignment_npz, cache, tmp_path / "zoom.dzi", tile_px=64, client=client, progress=False)
+    with open_page(f"{served}/zoom.html", size=(1200, 900)) as page:
+        page.wait_for_function("window.viewer && viewer.world.getItemCount() === 1 && viewer.world.getItemAt(0).getFullyLoaded()",
+                               timeout=30_000)
+        page.wait_for_timeout(500)
+        box = page.evaluate("""() => { const r = viewer.viewport.viewportToViewerElementRectangle(
+                                   viewer.world.getItemAt(0).getBounds()); return [r.x, r.y, r.width, r.height]; }""")
+        page.screenshot(path=str(tmp_path / "zoom.png"))
+    x, y, w, h = (round(v) for v in box)
+    assert w > 800  # fitted to the window, not a blank page
+    with Image.open(tmp_path / "zoom.png") as shot, Image.open(summary.output) as mosaic:
+        shown = shot.convert("RGB").crop((x, y, x + w, y + h))
+        small = (80, round(80 * mosaic.height / mosaic.width))
+        a = np.asarray(shown.resize(small, Image.Resampling.BOX), float).ravel()
+        b = np.asarray(mosaic.convert("RGB").resize(small, Image.Resampling.BOX), float).ravel()
+    assert np.corrcoef(a, b)[0, 1] > 0.95
