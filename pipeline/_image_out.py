@@ -19,14 +19,14 @@ import struct
 import threading
 import zlib
 from importlib import resources
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 import pyvips
 
 from ._errors import MosaicError
 
-__all__ = ["OUTPUT_FORMATS", "check_output", "save_options", "write_image", "write_strips"]
+__all__ = ["OUTPUT_FORMATS", "EncodedRows", "check_output", "encode_rows", "save_options", "write_image", "write_strips"]
 
 OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dzi": "dz"}
 JPEG_MAX_SIDE = 65500
@@ -48,7 +48,8 @@ def check_output(path: str, width: int, height: int) -> str:
 def save_options(kind: str, quality: int = 90) -> dict:
     """libvips save options per format, shared by the streamed writer and the benchmark's in-memory floor."""
     return {
-        "jpeg": {"Q": quality, "optimize_coding": True},
+        # No optimize_coding: libjpeg would hold every coefficient of the image to build its Huffman tables.
+        "jpeg": {"Q": quality},
         "png": {"compression": 1},  # zlib level 1: a few percent larger than 6, several times faster
         "tiff": {"tile": True, "pyramid": True, "bigtiff": True, "compression": "jpeg", "Q": quality,
                  "tile_width": 256, "tile_height": 256},
@@ -63,31 +64,75 @@ def _chunk(kind: bytes, *parts: bytes | memoryview) -> list[bytes | memoryview]:
     return [struct.pack(">I", sum(len(p) for p in parts)) + kind, *parts, struct.pack(">I", crc)]
 
 
-def _png_stream(width: int, height: int, strips: Iterable[np.ndarray]) -> Iterator[list[bytes | memoryview]]:
+def _adler32_combine(first: int, second: int, second_length: int) -> int:
+    """Adler-32 of two byte strings joined, from theirs (zlib's adler32_combine, which Python does not expose)."""
+    base = 65521
+    remainder = second_length % base
+    low = (first & 0xFFFF) + (second & 0xFFFF) + base - 1
+    high = (remainder * (first & 0xFFFF)) % base + ((first >> 16) & 0xFFFF) + ((second >> 16) & 0xFFFF) + base - remainder
+    return (low % base) | ((high % base) << 16)
+
+
+class EncodedRows(NamedTuple):
+    """Image rows already framed as PNG data: IDAT chunks of stored deflate blocks, ready to be written as they are.
+
+    Made by :func:`encode_rows` where the pixels are (on a worker), so the
+    process that writes the file only copies bytes and combines checksums.
+    """
+
+    chunks: np.ndarray  # uint8: complete IDAT chunks
+    rows: int
+    width: int
+    adler32: int  # of the raw rows (filter byte + pixels), for the zlib stream's trailer
+    raw_length: int
+
+
+def encode_rows(strip: np.ndarray) -> EncodedRows:
+    """Frame RGB rows (h, w, 3) uint8 as uncompressed PNG image data; see :class:`EncodedRows`."""
+    if strip.dtype != np.uint8 or strip.ndim != 3 or strip.shape[2] != 3:
+        raise ValueError(f"strip of shape {strip.shape} {strip.dtype} is not RGB rows")
+    rows, width = strip.shape[:2]
+    raw = np.empty((rows, 1 + 3 * width), np.uint8)
+    raw[:, 0] = 0  # PNG filter type "None" for every row
+    raw[:, 1:] = strip.reshape(rows, -1)
+    data = raw.reshape(-1)
+    blocks_per_chunk = _IDAT_BYTES // _STORED_BLOCK
+    n_blocks = -(-len(data) // _STORED_BLOCK)
+    n_chunks = -(-n_blocks // blocks_per_chunk)
+    out = np.empty(len(data) + 5 * n_blocks + 12 * n_chunks, np.uint8)
+    position = 0
+    for first_block in range(0, n_blocks, blocks_per_chunk):
+        chunk_start = position
+        position += 8  # length and type, filled in below
+        for block in range(first_block, min(first_block + blocks_per_chunk, n_blocks)):
+            payload = data[block * _STORED_BLOCK : (block + 1) * _STORED_BLOCK]
+            out[position : position + 5] = np.frombuffer(struct.pack("<BHH", 0, len(payload), 0xFFFF ^ len(payload)), np.uint8)
+            out[position + 5 : position + 5 + len(payload)] = payload
+            position += 5 + len(payload)
+        out[chunk_start : chunk_start + 8] = np.frombuffer(struct.pack(">I", position - chunk_start - 8) + b"IDAT", np.uint8)
+        crc = zlib.crc32(memoryview(out[chunk_start + 4 : position]))
+        out[position : position + 4] = np.frombuffer(struct.pack(">I", crc), np.uint8)
+        position += 4
+    return EncodedRows(out, rows, width, zlib.adler32(memoryview(data)), len(data))
+
+
+def _png_stream(width: int, height: int, strips: Iterable[np.ndarray | EncodedRows]) -> Iterator[list[bytes | memoryview]]:
     """Pieces of an 8-bit RGB PNG whose pixel rows are the strips', stored uncompressed."""
-    yield [b"\x89PNG\r\n\x1a\n", *_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))]
-    adler, rows_seen, zlib_header = 1, 0, [b"\x78\x01"]
+    yield [b"\x89PNG\r\n\x1a\n", *_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)),
+           *_chunk(b"IDAT", b"\x78\x01")]  # the zlib header; decoders join all IDAT chunks into one stream
+    adler, rows_seen = 1, 0
     for strip in strips:
-        if strip.dtype != np.uint8 or strip.ndim != 3 or strip.shape[1:] != (width, 3):
-            raise ValueError(f"strip of shape {strip.shape} {strip.dtype} does not fit a {width} px wide RGB image")
-        rows_seen += len(strip)
+        encoded = strip if isinstance(strip, EncodedRows) else encode_rows(strip)
+        if encoded.width != width:
+            raise ValueError(f"strip {encoded.width} px wide does not fit a {width} px wide image")
+        rows_seen += encoded.rows
         if rows_seen > height:
             raise ValueError(f"strips hold more than the {height} rows announced")
-        raw = np.empty((len(strip), 1 + 3 * width), np.uint8)
-        raw[:, 0] = 0  # PNG filter type "None" for every row
-        raw[:, 1:] = strip.reshape(len(strip), -1)
-        data = memoryview(raw).cast("B")
-        adler = zlib.adler32(data, adler)
-        for start in range(0, len(data), _IDAT_BYTES):
-            parts = zlib_header
-            zlib_header = []
-            for block_start in range(start, min(start + _IDAT_BYTES, len(data)), _STORED_BLOCK):
-                block = data[block_start : min(block_start + _STORED_BLOCK, start + _IDAT_BYTES, len(data))]
-                parts = [*parts, struct.pack("<BHH", 0, len(block), 0xFFFF ^ len(block)), block]
-            yield _chunk(b"IDAT", *parts)
+        adler = _adler32_combine(adler, encoded.adler32, encoded.raw_length)
+        yield [memoryview(encoded.chunks)]
     if rows_seen != height:
         raise ValueError(f"strips held {rows_seen} rows, {height} were announced")
-    yield [*_chunk(b"IDAT", *zlib_header, b"\x01\x00\x00\xff\xff", struct.pack(">I", adler)), *_chunk(b"IEND")]
+    yield [*_chunk(b"IDAT", b"\x01\x00\x00\xff\xff", struct.pack(">I", adler)), *_chunk(b"IEND")]
 
 
 def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
@@ -169,7 +214,8 @@ def _publish_deep_zoom(folder: str, stem: str, final_dir: str, page: str) -> Non
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_strips(path: str | os.PathLike, width: int, height: int, strips: Iterable[np.ndarray], quality: int = 90) -> None:
+def write_strips(path: str | os.PathLike, width: int, height: int, strips: Iterable[np.ndarray | EncodedRows],
+                 quality: int = 90) -> None:
     """Write an RGB image from horizontal strips, holding only a strip or two at a time.
 
     The format follows the extension: ``.jpg``, ``.png``, ``.tif`` (tiled BigTIFF
@@ -183,8 +229,10 @@ def write_strips(path: str | os.PathLike, width: int, height: int, strips: Itera
         Output file.
     width, height : int
         Size of the whole image.
-    strips : iterable of ndarray of uint8, shape (h_i, width, 3)
+    strips : iterable of ndarray of uint8, shape (h_i, width, 3), or of EncodedRows
         The image's rows, top to bottom; their heights must add up to ``height``.
+        Rows framed by :func:`encode_rows` (for example on a Dask worker) are
+        written as they are.
     quality : int
         JPEG quality, for JPEG output and JPEG-compressed tiles.
     """

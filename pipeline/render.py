@@ -29,7 +29,7 @@ from ._cache import TileCache
 from ._cluster import dask_client
 from ._errors import MosaicError
 from ._files import check_not_precious
-from ._image_out import check_output, write_strips
+from ._image_out import EncodedRows, check_output, encode_rows, write_strips
 from ._photo import PhotoError, load_square_thumbnail
 from ._progress import Progress
 from .assemble import blend_tiles, resize_tiles, tile_canvas
@@ -48,7 +48,7 @@ _worker_state: dict = {}  # per worker process: {"key": ..., "cache": TileCache,
 class BandPixels(NamedTuple):
     """One rendered band: its pixels, its preview, and the tiles whose original photo could not be re-read."""
 
-    pixels: np.ndarray  # (band_rows * tile_px, cols * tile_px, 3) uint8
+    pixels: EncodedRows  # band_rows * tile_px rows of cols * tile_px pixels, framed for the writer here, not on the client
     preview: np.ndarray  # (band_rows * preview_px, cols * preview_px, 3) uint8
     unreadable: list[int]  # cache rows
 
@@ -63,28 +63,52 @@ def _tile_store(cache_path: str, stamp: tuple, tile_px: int, from_originals: boo
     return _worker_state
 
 
-def _resized_tiles(store: dict, rows: np.ndarray, tile_px: int, original_paths: dict[int, str] | None) -> tuple[np.ndarray, list[int]]:
+def _rows_to_load(missing: np.ndarray, chunk_rows: int, n_tiles: int, room: int) -> np.ndarray:
+    """``missing`` widened to whole HDF5 chunks when that fits in ``room``.
+
+    A chunk is decompressed whole whatever is read from it, so resizing all of
+    its tiles costs little more than resizing the one asked for, and the next
+    bands, which use other tiles from the same chunks, then find them ready.
+    """
+    chunks = np.unique(missing // chunk_rows)
+    whole = (chunks[:, None] * chunk_rows + np.arange(chunk_rows)).ravel()
+    whole = whole[whole < n_tiles]
+    return whole if len(whole) <= room else missing
+
+
+def _resized_tiles(store: dict, rows: np.ndarray, tile_px: int, original_paths: dict[int, str] | None,
+                   block_rows: int = 2048) -> tuple[np.ndarray, list[int]]:
     """The tiles at ``rows`` (sorted, unique) at ``tile_px``, from the worker's store or freshly made."""
-    slot_of, capacity = store["slot_of"], store["capacity"]
-    missing = [r for r in rows.tolist() if r not in slot_of]
+    slot_of, capacity, cache = store["slot_of"], store["capacity"], store["cache"]
+    missing = np.array([r for r in rows.tolist() if r not in slot_of], dtype=np.int64)
     if len(slot_of) + len(missing) > capacity:
         slot_of.clear()  # over budget: start afresh rather than track recency
-        missing = rows.tolist()
-    unreadable = []
-    fresh = resize_tiles(store["cache"].thumbnails(missing), tile_px) if missing else None
-    for i, row in enumerate(missing) if original_paths is not None else ():
-        try:
-            fresh[i] = load_square_thumbnail(original_paths[row], tile_px)
-        except PhotoError:
-            unreadable.append(row)  # the cached thumbnail, resized, stands in
-    if len(missing) > capacity:
-        return fresh, unreadable  # more distinct tiles in one band than the whole budget: keep none
+        missing = rows
+    if len(missing) > capacity:  # more distinct tiles in one band than the whole budget: keep none
+        return _fresh_tiles(cache, missing, tile_px, original_paths)
+    if original_paths is None:
+        missing = _rows_to_load(missing, cache.thumbnail_chunk_rows, len(cache), capacity - len(slot_of))
     if store["slots"] is None:
         store["slots"] = np.empty((capacity, tile_px, tile_px, 3), np.uint8)
-    for i, row in enumerate(missing):
-        slot_of[row] = len(slot_of)
-        store["slots"][slot_of[row]] = fresh[i]
+    unreadable = []
+    for start in range(0, len(missing), block_rows):  # bounded transient memory at the thumbnails' size
+        block = missing[start : start + block_rows]
+        fresh, failed = _fresh_tiles(cache, block, tile_px, original_paths)
+        unreadable += failed
+        first_slot = len(slot_of)
+        store["slots"][first_slot : first_slot + len(block)] = fresh
+        slot_of.update(zip(block.tolist(), range(first_slot, first_slot + len(block))))
     return store["slots"][[slot_of[r] for r in rows.tolist()]], unreadable
+
+
+def _fresh_tiles(cache: TileCache, rows: np.ndarray, tile_px: int, original_paths: dict[int, str] | None) -> tuple[np.ndarray, list[int]]:
+    tiles, unreadable = resize_tiles(cache.thumbnails(rows), tile_px), []
+    for i, row in enumerate(rows.tolist()) if original_paths is not None else ():
+        try:
+            tiles[i] = load_square_thumbnail(original_paths[row], tile_px)
+        except PhotoError:
+            unreadable.append(row)  # the cached thumbnail, resized, stands in
+    return tiles, unreadable
 
 
 def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.ndarray, tile_px: int, blend: float,
@@ -117,7 +141,7 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
     rows, cols = tiles.shape
     preview = np.asarray(Image.fromarray(pixels).resize((cols * preview_px, rows * preview_px), Image.Resampling.BOX,
                                                         reducing_gap=2.0))
-    return BandPixels(pixels, preview, unreadable)
+    return BandPixels(encode_rows(pixels), preview, unreadable)
 
 
 def release_worker_state() -> None:
@@ -213,11 +237,11 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     bar = Progress("assemble", rows, "rows of cells", enabled=progress)
     previews, unreadable = [], set()
 
-    def strips() -> Iterator[np.ndarray]:
+    def strips() -> Iterator[EncodedRows]:
         for band in _in_order(submit(), window):
             previews.append(band.preview)
             unreadable.update(band.unreadable)
-            bar.update(band.pixels.shape[0] // tile_px)
+            bar.update(band.pixels.rows // tile_px)
             yield band.pixels
 
     try:

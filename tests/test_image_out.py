@@ -8,6 +8,7 @@ import pyvips
 from PIL import Image
 
 from pipeline import MosaicError, write_image, write_strips
+from pipeline._image_out import encode_rows
 
 
 def _smooth_image(height: int, width: int) -> np.ndarray:
@@ -29,6 +30,13 @@ def test_png_from_many_strips_is_exact(tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)
     assert os.stat(tmp_path / "out.png").st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_rows_framed_elsewhere_mix_with_plain_strips(tmp_path):
+    pixels = np.random.default_rng(2).integers(0, 256, (90, 700, 3), dtype=np.uint8)  # 2.1 KB rows: several blocks
+    parts = [encode_rows(pixels[:40]), pixels[40:41], encode_rows(pixels[41:90])]
+    write_strips(tmp_path / "mixed.png", 700, 90, parts)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "mixed.png")), pixels)
 
 
 def test_wide_strips_span_several_png_data_chunks(tmp_path):
@@ -96,7 +104,7 @@ def test_failing_strip_source_leaves_no_file_and_keeps_the_old_one(tmp_path):
 @pytest.mark.parametrize("strips, message", [
     ([np.zeros((10, 50, 3), np.uint8)], "10 rows, 30 were announced"),
     ([np.zeros((40, 50, 3), np.uint8)], "more than the 30 rows"),
-    ([np.zeros((30, 49, 3), np.uint8)], "does not fit a 50 px wide"),
+    ([np.zeros((30, 49, 3), np.uint8)], "49 px wide does not fit a 50 px wide"),
 ])
 def test_strips_must_fill_the_announced_size(tmp_path, strips, message):
     with pytest.raises(ValueError, match=message):

@@ -1,0 +1,133 @@
+"""Streamed assembly against the encoder's own floor, at 0.1, 0.5 and 1 gigapixel, in every output format.
+
+For each size: ``mosaic make`` writes the assignment record once (its peak RSS is
+reported for the largest size, whole process tree: client plus workers); then for
+each format ``mosaic render`` writes the mosaic from the record, and the same
+libvips saver, with the same options, writes the same pixels from one in-memory
+array (the floor). Printed: megapixels per second of both, their ratio, and the
+peak RSS of the whole ``mosaic render`` process tree.
+
+    python tests/benchmarks/bench_assemble.py --cache pool.h5 \\
+        --target /var/tmp/mosaic-corpus/targets/01_cat_kitten.jpg [--sizes 0.1 0.5 1] [--formats jpg png tif dzi]
+
+The cache comes from ``mosaic index /var/tmp/mosaic-corpus/pool --cache pool.h5``
+(the shared corpus: ``bash ../shared/corpus/build_corpus.sh /var/tmp/mosaic-corpus``).
+Each output is deleted once measured; the largest PNG needs ~3 GB of free disk.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psutil
+import pyvips
+
+from pipeline._image_out import JPEG_MAX_SIDE, save_options
+
+MOSAIC = [sys.executable, "-m", "pipeline"]
+KIND = {"jpg": "jpeg", "png": "png", "tif": "tiff", "dzi": "dz"}
+
+
+def run_measured(command: list[str]) -> tuple[float, int]:
+    """Run ``command``; return wall seconds and the peak RSS summed over it and all its descendants."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak, done = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(process.pid)
+        while not done.is_set():
+            try:
+                tree = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = process.communicate()
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, command))} failed:\n{stderr}")
+    return time.perf_counter() - start, peak
+
+
+def floor_seconds(pixels: pyvips.Image, kind: str, folder: str) -> float:
+    """The saver alone: write the same pixels, already in memory, with the same options."""
+    out = os.path.join(folder, "floor")
+    start = time.perf_counter()
+    if kind == "dz":
+        pixels.dzsave(out, **save_options(kind))
+    else:
+        getattr(pixels, f"{kind}save")(out + "." + kind, **save_options(kind))
+    seconds = time.perf_counter() - start
+    for name in os.listdir(folder):
+        if name.startswith("floor"):
+            path = os.path.join(folder, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+    return seconds
+
+
+def remove_output(path: str) -> None:
+    stem = os.path.splitext(path)[0]
+    for leftover in (path, stem + ".html", stem + "_files"):
+        if os.path.isdir(leftover):
+            shutil.rmtree(leftover)
+        elif os.path.exists(leftover):
+            os.unlink(leftover)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", required=True)
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--tile-px", type=int, default=32)
+    parser.add_argument("--sizes", type=float, nargs="+", default=[0.1, 0.5, 1.0], help="gigapixels")
+    parser.add_argument("--formats", nargs="+", default=["jpg", "png", "tif", "dzi"], choices=list(KIND))
+    parser.add_argument("--workdir", default=None, help="where outputs go (default: a temporary folder)")
+    args = parser.parse_args()
+    pyvips.cache_set_max(0)
+    work = tempfile.mkdtemp(prefix="bench-assemble-", dir=args.workdir)
+    print(f"cpus {os.cpu_count()}; tile {args.tile_px} px; cache {args.cache}; outputs in {work}")
+    print(f"{'size':>8} {'format':>6} {'render MP/s':>11} {'floor MP/s':>10} {'ratio':>6} {'render peak RSS':>15}")
+    try:
+        for gigapixels in args.sizes:
+            cols = round(math.sqrt(gigapixels * 1e9) / args.tile_px)
+            megapixels = (cols * args.tile_px) ** 2 / 1e6
+            stem = os.path.join(work, f"m{cols}")
+            reference = stem + ".png"
+            seconds, peak = run_measured([*MOSAIC, "make", args.target, "--cache", args.cache, "--cols", str(cols),
+                                          "--rows", str(cols), "--tile-px", str(args.tile_px), "--out", reference,
+                                          "--no-report", "--quiet"])
+            print(f"{megapixels:>6.0f}MP   make (.png, match + record + render): {seconds:.1f} s, "
+                  f"peak RSS {peak / 2**30:.2f} GiB (client + workers)")
+            pixels = pyvips.Image.new_from_file(reference, access="sequential").copy_memory()
+            for fmt in args.formats:
+                if fmt == "jpg" and cols * args.tile_px > JPEG_MAX_SIDE:
+                    print(f"{megapixels:>6.0f}MP {fmt:>6}  over JPEG's limit: refused, as designed")
+                    continue
+                out = os.path.join(work, f"render.{fmt}")
+                seconds, peak = run_measured([*MOSAIC, "render", stem + ".assignment.npz", "--cache", args.cache,
+                                              "--out", out, "--tile-px", str(args.tile_px), "--quiet"])
+                remove_output(out)
+                floor = floor_seconds(pixels, KIND[fmt], work)
+                print(f"{megapixels:>6.0f}MP {fmt:>6} {megapixels / seconds:>11.1f} {megapixels / floor:>10.1f} "
+                      f"{floor / seconds:>6.2f} {peak / 2**30:>11.2f} GiB", flush=True)
+            del pixels
+            os.unlink(reference)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
