@@ -146,7 +146,7 @@ def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
 
 
 @contextlib.contextmanager
-def _streamed_image(width: int, height: int, strips: Iterable[np.ndarray]) -> Iterator[pyvips.Image]:
+def _streamed_image(width: int, height: int, strips: Iterable[np.ndarray | EncodedRows]) -> Iterator[pyvips.Image]:
     """A sequential pyvips image fed from ``strips`` by a thread; re-raises the feeder's error, if any."""
     read_end, write_end = os.pipe()
     with contextlib.suppress(OSError):

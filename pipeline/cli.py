@@ -55,6 +55,10 @@ def _blend(text: str) -> float:
 
 
 def _render_options(parser: argparse.ArgumentParser) -> None:
+    """The output options `make` and `render` share."""
+    parser.add_argument("--out", required=True, help=_OUT_HELP)
+    parser.add_argument("--tile-px", type=_positive_int, default=config_get("make.tile-px"),
+                        help="tile side in the output, px (default: mosaic.make.tile-px, %(default)s)")
     parser.add_argument("--blend", type=_blend, default=0.0, metavar="A",
                         help="0..1: pull each tile toward its cell's colour by alpha overlay (default 0: tiles untouched)")
     parser.add_argument("--from-originals", action="store_true",
@@ -82,12 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     make = commands.add_parser("make", help="make a mosaic of a target photo from a tile cache")
     make.add_argument("target", help="the picture to reproduce")
     make.add_argument("--cache", required=True, help="HDF5 tile cache made by `mosaic index`")
-    make.add_argument("--out", required=True, help=_OUT_HELP)
     make.add_argument("--cols", type=_positive_int, default=config_get("make.cols"),
                       help="cells across (default: mosaic.make.cols, %(default)s)")
     make.add_argument("--rows", type=_positive_int, help="cells down (default: from the target's aspect ratio)")
-    make.add_argument("--tile-px", type=_positive_int, default=config_get("make.tile-px"),
-                      help="tile side in the output, px (default: mosaic.make.tile-px, %(default)s)")
     make.add_argument("--max-uses", type=_positive_int, default=config_get("make.max-uses"),
                       help="use no tile more often than this (default: mosaic.make.max-uses, %(default)s: unlimited)")
     _render_options(make)
@@ -98,9 +99,6 @@ def _parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="render a mosaic again from its assignment record, without matching")
     render.add_argument("assignment", help="<stem>.assignment.npz (or .csv) written by `mosaic make`")
     render.add_argument("--cache", required=True, help="the tile cache the mosaic was made from")
-    render.add_argument("--out", required=True, help=_OUT_HELP)
-    render.add_argument("--tile-px", type=_positive_int, default=config_get("make.tile-px"),
-                        help="tile side in the output, px (default: mosaic.make.tile-px, %(default)s)")
     _render_options(render)
     _cluster_options(render)
 
