@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
