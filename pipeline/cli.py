@@ -17,11 +17,17 @@ from .render import render_mosaic
 __all__ = ["main"]
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_at_least(lowest: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def _cluster_options(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--rows", type=_positive_int, help="cells down (default: from the target's aspect ratio)")
     make.add_argument("--max-uses", type=_positive_int, default=config_get("make.max-uses"),
                       help="use no tile more often than this (default: mosaic.make.max-uses, %(default)s: unlimited)")
+    make.add_argument("--reuse", choices=["nearest", "unique"], default="nearest",
+                      help="nearest: every cell its best tile, however often it is used (default); "
+                           "unique: each tile at most once, proven within 1%% of the least total colour distance")
+    make.add_argument("--unique", dest="reuse", action="store_const", const="unique", help="same as --reuse unique")
+    make.add_argument("--min-repeat-distance", type=_non_negative_int, default=0, metavar="D",
+                      help="the same tile never within D cells of itself (default 0: no limit)")
     _render_options(make)
     make.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                       help="write <out stem>.report.html beside the mosaic (default: yes)")
@@ -140,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(summary)
         elif args.command == "make":
             summary = make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows, tile_px=args.tile_px,
-                                  max_uses=args.max_uses, blend=args.blend, from_originals=args.from_originals,
+                                  max_uses=args.max_uses, unique=args.reuse == "unique",
+                                  min_repeat_distance=args.min_repeat_distance, blend=args.blend, from_originals=args.from_originals,
                                   report=args.report, **_cluster_kwargs(args))
             print(summary)
         elif args.command == "render":

@@ -9,13 +9,16 @@ from distributed import Client, as_completed
 from pykdtree.kdtree import KDTree
 
 from ._errors import MosaicError
+from ._assign import assign_capacitated
 from ._progress import Progress
+from ._repeats import spread_repeats
+from ._scoring import PairCost, euclidean_cost, grid_basis, grid_cost, grid_keys
 
 __all__ = ["Assignment", "nearest_tiles", "match_cells"]
 
 
 class Assignment(NamedTuple):
-    """The tile chosen for each cell (row-major) and its CIE76 colour distance."""
+    """The tile chosen for each cell (row-major) and its cost (CIE76 colour distance)."""
 
     tiles: np.ndarray  # (M,) int64 tile rows in the cache
     distances: np.ndarray  # (M,) float32
@@ -72,75 +75,132 @@ def _nearest_partitioned(
     return np.concatenate([d for d, _ in parts]), np.concatenate([i for _, i in parts])
 
 
+def _scoring(cells: np.ndarray, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray, PairCost]:
+    """KD-tree keys and the pair cost: mean colour alone (3 columns) or the structure grid (3 x blocks)."""
+    cells = np.ascontiguousarray(cells, dtype=np.float32)
+    tiles = np.ascontiguousarray(tiles, dtype=np.float32)
+    if cells.shape[1] == 3:
+        return cells, tiles, euclidean_cost(cells, tiles)
+    basis = grid_basis(tiles)
+    return grid_keys(cells, basis), grid_keys(tiles, basis), grid_cost(cells, tiles)
+
+
+def _ranked_candidates(cell_keys, tile_keys, cost, k, client, bar=None, deepest: int = 256
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's ``k`` best tiles by pair cost, best first, as (costs, tiles).
+
+    Candidates are the nearest by key; a key's distance never exceeds the cost, so
+    a cell whose best cost is within its k-th key distance has its true best. Other
+    cells search again, four times deeper, up to ``deepest``.
+    """
+    key_distances, candidates = _nearest_partitioned(cell_keys, tile_keys, k, client, bar)
+    cells = np.arange(len(cell_keys))
+    costs = cost(np.repeat(cells, candidates.shape[1]), candidates.ravel()).reshape(candidates.shape)
+    order = np.argsort(costs, axis=1, kind="stable")
+    costs, candidates = np.take_along_axis(costs, order, 1), np.take_along_axis(candidates, order, 1)
+    unsure = np.flatnonzero(costs[:, 0] > key_distances[:, -1])
+    depth = k
+    while unsure.size and depth < min(deepest, len(tile_keys)):
+        depth = min(4 * depth, deepest, len(tile_keys))
+        deeper_keys, deeper = _nearest_partitioned(cell_keys[unsure], tile_keys, depth, client)
+        deeper_costs = cost(np.repeat(unsure, depth), deeper.ravel()).reshape(deeper.shape)
+        order = np.argsort(deeper_costs, axis=1, kind="stable")[:, :k]
+        costs[unsure] = np.take_along_axis(deeper_costs, order, 1)
+        candidates[unsure] = np.take_along_axis(deeper, order, 1)
+        unsure = unsure[costs[unsure, 0] > deeper_keys[:, -1]]
+    return costs, candidates
+
+
+def _check_reuse_rule(n_cells: int, n_tiles: int, cap: int, unique: bool) -> None:
+    if n_tiles * cap >= n_cells:
+        return
+    smallest = math.ceil(n_cells / n_tiles)
+    if unique:
+        raise MosaicError(f"--unique needs a distinct tile for each of {n_cells} cells but the cache holds {n_tiles}; "
+                          f"use --max-uses {smallest} (the smallest that works), or fewer --cols")
+    raise MosaicError(f"{n_cells} cells cannot be filled from {n_tiles} tiles used at most {cap} times each; "
+                      f"use --max-uses {smallest} or more, or fewer --cols")
+
+
 def match_cells(
     cells: np.ndarray,
     tiles: np.ndarray,
     *,
     max_uses: int | None = None,
+    unique: bool = False,
+    min_repeat_distance: int = 0,
+    cols: int | None = None,
     client: Client | None = None,
-    candidates: int = 8,
+    candidates: int = 16,
+    time_budget: float | None = 600.0,
     progress: bool = False,
 ) -> Assignment:
-    """Assign a tile to every cell by nearest mean colour, with an optional cap on reuse.
+    """Assign a tile to every cell, honouring the reuse rule.
 
     Parameters
     ----------
-    cells : ndarray, shape (M, 3)
-        Mean CIELAB colour of each target cell.
-    tiles : ndarray, shape (N, 3)
-        Mean CIELAB colour of each library tile.
+    cells : ndarray, shape (M, 3) or (M, 3 * blocks)
+        Features of each target cell, row-major: mean CIELAB colour, or the
+        flattened CIELAB grid for structure-aware scoring.
+    tiles : ndarray, shape (N, same)
+        The same features of each library tile.
     max_uses : int, optional
-        No tile is used more than this many times. ``None``: unlimited (plain nearest).
+        No tile is used more than this many times (``None``: unlimited).
+    unique : bool
+        Each tile at most once (``max_uses=1``).
+    min_repeat_distance : int
+        The same tile never appears within this many cells of itself (Chebyshev
+        distance on the grid); needs ``cols``.
+    cols : int, optional
+        Cells per grid row, for ``min_repeat_distance``.
     client : distributed.Client, optional
         Run the KD-tree queries as Dask tasks.
     candidates : int
-        Neighbours fetched per cell and round when ``max_uses`` is set.
+        Tiles fetched per cell by key before scoring by the full cost.
+    time_budget : float, optional
+        Seconds the capped assignment may search before it keeps its best.
     progress : bool
-        Report matched cells on stderr.
+        Report progress on stderr.
 
     Returns
     -------
     Assignment
+        ``distances`` are the pair costs: CIE76 of the mean colours, or with grids
+        the root mean square CIE76 over the blocks.
 
     Notes
     -----
-    With ``max_uses``, cells claim tiles greedily, best match first: every round
-    queries the tiles that still have uses left, each unassigned cell takes its
-    nearest candidate with capacity, and cells left without one go to the next
-    round. Every round assigns at least one cell, so it ends; it is not optimal.
+    Without a cap every cell takes its best-scoring tile among its ``candidates``
+    nearest by key. With a cap (``max_uses``, ``unique``) the assignment minimises
+    the total cost by column generation on a sparse graph, stopping when it is
+    proven within 1 % of the optimum (see :mod:`pipeline._assign`).
+    ``min_repeat_distance`` then repairs, in raster order, any cell whose tile
+    already appears too near, with its best-scoring tile that does not.
     """
     n_cells, n_tiles = len(cells), len(tiles)
     _require_tiles(n_tiles)  # before the --max-uses arithmetic below divides by it
-    if max_uses is None:
-        bar = Progress("match", n_cells, "cells", enabled=progress)
-        distances, indices = _nearest_partitioned(cells, tiles, 1, client, bar)
-        bar.close()
-        return Assignment(indices[:, 0], distances[:, 0])
-    if max_uses < 1:
+    if max_uses is not None and max_uses < 1:
         raise MosaicError("--max-uses must be at least 1")
-    if n_tiles * max_uses < n_cells:
-        raise MosaicError(
-            f"{n_cells} cells cannot be filled from {n_tiles} tiles used at most {max_uses} times each; "
-            f"use --max-uses {math.ceil(n_cells / n_tiles)} or more, or fewer --cols"
-        )
-    assigned = np.full(n_cells, -1, dtype=np.int64)
-    distances = np.zeros(n_cells, dtype=np.float32)
-    uses_left = np.full(n_tiles, max_uses, dtype=np.int64)
-    open_cells = np.arange(n_cells)
+    if unique and max_uses not in (None, 1):
+        raise MosaicError("--unique means --max-uses 1; give one or the other")
+    if min_repeat_distance < 0:
+        raise MosaicError("--min-repeat-distance must be at least 0")
+    if min_repeat_distance and not cols:
+        raise MosaicError("--min-repeat-distance needs the grid's columns")
+    cap = 1 if unique else max_uses
+    if cap is not None:
+        _check_reuse_rule(n_cells, n_tiles, cap, unique)
+    cell_keys, tile_keys, cost = _scoring(cells, tiles)
     bar = Progress("match", n_cells, "cells", enabled=progress)
-    while open_cells.size:
-        available = np.flatnonzero(uses_left > 0)
-        dist, local = _nearest_partitioned(cells[open_cells], tiles[available], candidates, client)
-        candidate_tiles = available[local]
-        for i in np.argsort(dist[:, 0], kind="stable"):
-            for tile, d in zip(candidate_tiles[i], dist[i]):
-                if uses_left[tile] > 0:
-                    uses_left[tile] -= 1
-                    assigned[open_cells[i]] = tile
-                    distances[open_cells[i]] = d
-                    break
-        still_open = open_cells[assigned[open_cells] < 0]
-        bar.update(len(open_cells) - len(still_open))
-        open_cells = still_open
+    k = 1 if cells.shape[1] == 3 and not min_repeat_distance else candidates
+    ranked_costs, ranked_tiles = _ranked_candidates(cell_keys, tile_keys, cost, k, client, bar)
     bar.close()
-    return Assignment(assigned, distances)
+    chosen, costs = ranked_tiles[:, 0], ranked_costs[:, 0]
+    if cap is not None and np.bincount(chosen, minlength=n_tiles).max() > cap:
+        result = assign_capacitated(cell_keys, tile_keys, cap, cost, neighbours=2 * candidates, gap=0.01,
+                                    time_budget=time_budget)
+        chosen, costs = result.tiles, result.costs
+    if min_repeat_distance:
+        chosen, costs = spread_repeats(chosen, costs, ranked_tiles, cols, min_repeat_distance, cap, cost,
+                                       cell_keys, tile_keys)
+    return Assignment(chosen.astype(np.int64), costs.astype(np.float32))

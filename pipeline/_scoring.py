@@ -1,0 +1,76 @@
+"""Pair costs between target cells and library tiles, and the KD-tree keys that bound them from below.
+
+Structure-aware scoring compares the 3x3 CIELAB grids of a cell and a tile, so a
+tile's light and dark parts fall where the cell's do: the cost is the root mean
+square CIE76 difference of corresponding blocks (27 numbers a pair, about 40 ns).
+KD-trees cannot index 27 dimensions well, so candidates are found on a projection
+of the grid to 8 axes (:func:`grid_keys`: the mean colour, then the grid's five
+main ways of varying), whose distance is never above the cost. A search on the
+keys therefore never misses a tile that the cost would rank first, once it is deep
+enough; :mod:`pipeline._assign` relies on that bound to prove optimality.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["PairCost", "euclidean_cost", "grid_cost", "grid_basis", "grid_keys"]
+
+PairCost = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def euclidean_cost(cell_keys: np.ndarray, tile_keys: np.ndarray) -> PairCost:
+    """Pair cost = Euclidean distance of the keys themselves."""
+    def cost(cells: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+        diff = cell_keys[cells].astype(np.float64) - tile_keys[tiles]
+        return np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return cost
+
+
+def grid_cost(cell_grid: np.ndarray, tile_grid: np.ndarray, chunk: int = 1 << 18) -> PairCost:
+    """Pair cost = root mean square CIE76 difference of corresponding grid blocks.
+
+    ``cell_grid`` and ``tile_grid`` are (n, blocks * 3). This is never below the
+    distance of the pair's :func:`grid_keys`, which the KD-trees index.
+    """
+    blocks = cell_grid.shape[1] // 3
+
+    def cost(cells: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+        out = np.empty(len(cells), np.float64)
+        for lo in range(0, len(cells), chunk):
+            diff = cell_grid[cells[lo:lo + chunk]] - tile_grid[tiles[lo:lo + chunk]]
+            out[lo:lo + chunk] = np.sqrt(np.einsum("ij,ij->i", diff, diff, dtype=np.float64) / blocks)
+        return out
+    return cost
+
+
+def grid_basis(grid: np.ndarray, dims: int = 8, sample: int = 50_000) -> np.ndarray:
+    """An orthonormal (blocks * 3, dims) basis for :func:`grid_keys`.
+
+    The first three axes are the mean colour of the blocks; the others are the main
+    axes of how blocks differ from their mean (PCA of a sample of ``grid``: light
+    above dark, left to right, ...).
+    """
+    blocks = grid.shape[1] // 3
+    mean_axes = np.zeros((grid.shape[1], 3))
+    for channel in range(3):
+        mean_axes[channel::3, channel] = 1 / np.sqrt(blocks)
+    rows = grid[np.random.default_rng(0).choice(len(grid), min(sample, len(grid)), replace=False)].astype(np.float64)
+    residual = rows - (rows @ mean_axes) @ mean_axes.T
+    residual -= residual.mean(axis=0)
+    _, _, components = np.linalg.svd(residual, full_matrices=False)
+    return np.hstack([mean_axes, components[:max(0, dims - 3)].T])
+
+
+def grid_keys(grid: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """(n, blocks * 3) grid features -> (n, dims) KD-tree keys.
+
+    Key distance never exceeds :func:`grid_cost` (an orthonormal projection cannot
+    lengthen a vector), and the first three coordinates are the mean colour.
+    """
+    blocks = grid.shape[1] // 3
+    out = np.empty((len(grid), basis.shape[1]), np.float32)
+    for lo in range(0, len(grid), 1 << 20):
+        out[lo:lo + (1 << 20)] = grid[lo:lo + (1 << 20)] @ basis / np.sqrt(blocks)
+    return out

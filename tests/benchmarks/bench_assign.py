@@ -1,0 +1,174 @@
+"""Benchmark: unique assignment (each tile at most once) against its optimum, greedy and ot.emd.
+
+Instances are built from real photo features:
+
+- **cells** are the cells of the shared corpus's target photos, described exactly as
+  `mosaic make` describes them (3x3 CIELAB grid), at as many columns as it takes to
+  reach the size, taken target by target;
+- **tiles** are the corpus pool's tiles from a cache made by `mosaic index`. Beyond
+  the pool's size, tiles are the real ones plus jittered copies: a random real tile,
+  shifted as a whole by N(0, 3 dE) per Lab channel and each block by a further
+  N(0, 1.5 dE), so that the library keeps the pool's gaps and crowds of colour
+  instead of filling the colour space evenly.
+
+The cost is the product's: root-mean-square CIE76 difference of the grid blocks.
+Optima of the instances small enough for a dense matrix come from
+``scipy.optimize.linear_sum_assignment`` and are stored with the instance, so they
+are computed once (``--optimum`` runs only that; 10,000 x 50,000 takes many minutes).
+
+    python tests/benchmarks/bench_assign.py --cache pool.h5 --targets /var/tmp/mosaic-corpus/targets \
+        [--sizes 2500x5000,10000x10000,...] [--instances /var/tmp/mosaic-bench-assign]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+from pipeline import match_cells
+from pipeline._assign import _greedy_feasible, assign_capacitated
+from pipeline._scoring import grid_basis, grid_cost, grid_keys
+from pipeline._cache import TileCache
+from pipeline.make import describe_target
+
+SIZES = ["2500x5000", "10000x10000", "10000x50000", "100000x1000000", "200000x13000000"]
+DENSE_LIMIT = 10_000 * 50_000  # instances up to this many pairs get an exact optimum
+
+
+def _cells(targets: list[str], n: int) -> np.ndarray:
+    per_target = -(-n // len(targets))
+    cols = max(8, int(np.sqrt(per_target * 4 / 3)))
+    parts, total = [], 0
+    while True:
+        parts, total = [], 0
+        for target in targets:
+            grid = describe_target(target, cols).features.grid_lab
+            parts.append(grid.reshape(len(grid), -1))
+            total += len(grid)
+            if total >= n:
+                return np.concatenate(parts)[:n]
+        cols = int(cols * 1.2) + 1
+
+
+def _tiles(pool: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    if m <= len(pool):
+        return pool[np.sort(rng.choice(len(pool), m, replace=False))]
+    out = np.empty((m, pool.shape[1]), np.float32)
+    out[:len(pool)] = pool
+    for lo in range(len(pool), m, 1 << 20):
+        hi = min(m, lo + (1 << 20))
+        source = pool[rng.integers(0, len(pool), hi - lo)]
+        shift = np.tile(rng.normal(0, 3.0, (hi - lo, 3)), pool.shape[1] // 3)
+        out[lo:hi] = source + shift + rng.normal(0, 1.5, source.shape)
+    return out
+
+
+def load_instance(size: str, args: argparse.Namespace) -> dict:
+    path = os.path.join(args.instances, f"{size}.npz")
+    if os.path.exists(path):
+        with np.load(path) as saved:
+            return dict(saved)
+    n, m = (int(x) for x in size.split("x"))
+    with TileCache.open(args.cache) as cache:
+        pool = cache.features().grid_lab
+    pool = pool.reshape(len(pool), -1).astype(np.float32)
+    targets = sorted(glob.glob(os.path.join(args.targets, "*.jpg")))
+    instance = {"cells": _cells(targets, n).astype(np.float32), "tiles": _tiles(pool, m, np.random.default_rng(n + m))}
+    os.makedirs(args.instances, exist_ok=True)
+    np.savez(path, **instance)
+    return instance
+
+
+def dense_optimum(instance: dict) -> float:
+    from scipy.optimize import linear_sum_assignment
+
+    cells, tiles = instance["cells"].astype(np.float64), instance["tiles"].astype(np.float64)
+    blocks = cells.shape[1] // 3
+    matrix = np.empty((len(cells), len(tiles)))
+    for lo in range(0, len(cells), 256):
+        part = cells[lo:lo + 256]
+        sq = (part**2).sum(1)[:, None] - 2 * part @ tiles.T + (tiles**2).sum(1)[None, :]
+        matrix[lo:lo + 256] = np.sqrt(np.maximum(sq, 0) / blocks)
+    rows, cols = linear_sum_assignment(matrix)
+    return float(matrix[rows, cols].sum())
+
+
+GOAL_SECONDS = {"2500x5000": 2, "10000x10000": 10, "10000x50000": 10, "100000x1000000": 60, "200000x13000000": 600}
+
+
+def _lesson_ot_emd(cells: np.ndarray, tiles: np.ndarray, cost) -> tuple[float, float]:
+    """The Dask lesson's way: a dense cost matrix and ``ot.emd`` at its default iteration limit."""
+    import ot
+
+    start = time.perf_counter()
+    matrix = np.empty((len(cells), len(tiles)))
+    all_tiles = np.arange(len(tiles))
+    for row in range(len(cells)):
+        matrix[row] = cost(np.full(len(tiles), row), all_tiles)
+    plan = ot.emd(np.full(len(cells), 1 / len(cells)), np.full(len(tiles), 1 / len(cells)) * len(cells) / len(tiles),
+                  matrix)
+    chosen = plan.argmax(axis=1)
+    return float(matrix[np.arange(len(cells)), chosen].sum()), time.perf_counter() - start
+
+
+def run_size(size: str, instance: dict) -> None:
+    cells, tiles = instance["cells"], instance["tiles"]
+    n, m = len(cells), len(tiles)
+    basis = grid_basis(tiles)
+    cell_keys, tile_keys, cost = grid_keys(cells, basis), grid_keys(tiles, basis), grid_cost(cells, tiles)
+    t = time.perf_counter()
+    nearest = match_cells(cells, tiles)
+    nearest_seconds = time.perf_counter() - t
+    lower = float(nearest.distances.astype(np.float64).sum())  # every cell its best tile: no assignment is cheaper
+    t = time.perf_counter()
+    result = assign_capacitated(cell_keys, tile_keys, 1, cost, gap=0.01, time_budget=GOAL_SECONDS.get(size))
+    seconds = time.perf_counter() - t
+    assert len(np.unique(result.tiles)) == n
+    total = float(result.costs.sum())
+    greedy = float(cost(np.arange(n), _greedy_feasible(cell_keys, tile_keys, cost, 1, 32)).sum())
+    line = (f"{size}: unique cost {total:.0f} in {seconds:.1f} s ({result.rounds} rounds, goal {GOAL_SECONDS.get(size)} s), "
+            f"peak RSS {_peak_rss_gib():.2f} GiB; ")
+    if "optimum" in instance:
+        line += f"/ optimum {total / instance['optimum']:.4f}; "
+    line += (f"/ proven bound {total / result.lower_bound:.4f}; / nearest (lower bound) {total / lower:.3f}; "
+             f"greedy / optimum-or-bound {greedy / instance.get('optimum', result.lower_bound):.3f}; "
+             f"nearest with grid re-ranking {nearest_seconds:.1f} s")
+    print(line, flush=True)
+    if size == "10000x10000":
+        emd_cost, emd_seconds = _lesson_ot_emd(cells, tiles, cost)
+        print(f"{size}: lesson's ot.emd (default numItermax) cost / optimum {emd_cost / instance['optimum']:.3f} "
+              f"in {emd_seconds:.1f} s", flush=True)
+
+
+def _peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", required=True)
+    parser.add_argument("--targets", required=True)
+    parser.add_argument("--instances", default="/var/tmp/mosaic-bench-assign")
+    parser.add_argument("--sizes", default=",".join(SIZES))
+    parser.add_argument("--optimum", action="store_true", help="only compute and store the exact optima")
+    args = parser.parse_args()
+    for size in args.sizes.split(","):
+        instance = load_instance(size, args)
+        n, m = len(instance["cells"]), len(instance["tiles"])
+        if args.optimum:
+            if "optimum" not in instance and n * m <= DENSE_LIMIT:
+                t = time.perf_counter()
+                instance["optimum"] = dense_optimum(instance)
+                np.savez(os.path.join(args.instances, f"{size}.npz"), **instance)
+                print(f"{size}: optimum {instance['optimum']:.1f} in {time.perf_counter() - t:.0f} s", flush=True)
+            continue
+        run_size(size, instance)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The capped assignment against scipy's exact solver, and every reuse rule's guarantee."""
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from pipeline import MosaicError, match_cells
+from pipeline._assign import assign_capacitated
+from pipeline._scoring import grid_basis, grid_cost, grid_keys
+
+
+def clustered_grids(n, seed, centres=6):
+    """Grid features crowded around a few colours, as photo libraries are: the optimum is not local."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform([0, -60, -60], [100, 60, 60], (centres, 3))
+    colour = base[rng.integers(0, centres, n)] + rng.normal(0, 6, (n, 3))
+    return (np.tile(colour, 9) + rng.normal(0, 4, (n, 27))).astype(np.float32)
+
+
+def dense_cost(cells, tiles):
+    return np.sqrt(((cells[:, None, :].astype(np.float64) - tiles[None]) ** 2).sum(-1) / 9)
+
+
+@pytest.mark.parametrize("n_cells, n_tiles", [(300, 300), (300, 700), (500, 2000)])
+def test_unique_matches_linear_sum_assignment(n_cells, n_tiles):
+    cells, tiles = clustered_grids(n_cells, 1, 4), clustered_grids(n_tiles, 2, 7)
+    matrix = dense_cost(cells, tiles)
+    rows, cols = linear_sum_assignment(matrix)
+    optimum = matrix[rows, cols].sum()
+    basis = grid_basis(tiles)
+    result = assign_capacitated(grid_keys(cells, basis), grid_keys(tiles, basis), 1, grid_cost(cells, tiles))
+    assert len(np.unique(result.tiles)) == n_cells
+    total = matrix[np.arange(n_cells), result.tiles].sum()
+    np.testing.assert_allclose(result.costs.sum(), total, rtol=1e-5)
+    assert total <= optimum * 1.001
+    assert result.lower_bound <= optimum + 1e-6  # the bound is a true lower bound
+
+
+def test_capacity_matches_linear_sum_assignment_on_repeated_tiles():
+    cells, tiles = clustered_grids(400, 3, 3), clustered_grids(150, 4, 8)
+    matrix = dense_cost(cells, np.repeat(tiles, 3, axis=0))  # every tile three times: max uses 3
+    rows, cols = linear_sum_assignment(matrix)
+    basis = grid_basis(tiles)
+    result = assign_capacitated(grid_keys(cells, basis), grid_keys(tiles, basis), 3, grid_cost(cells, tiles))
+    assert np.bincount(result.tiles).max() <= 3
+    assert result.costs.sum() <= matrix[rows, cols].sum() * 1.001
+
+
+@pytest.mark.parametrize("rule", [{"unique": True}, {"max_uses": 2}, {"max_uses": 5}])
+def test_no_tile_over_its_cap(rule):
+    cells, tiles = clustered_grids(1200, 5), clustered_grids(1300, 6)
+    assignment = match_cells(cells, tiles, **rule)
+    assert np.bincount(assignment.tiles).max() <= rule.get("max_uses", 1)
+    nearest = match_cells(cells, tiles)
+    assert assignment.distances.mean() >= nearest.distances.mean() - 1e-4  # a cap can only cost
+
+
+def test_unique_uses_every_tile_when_there_are_as_many_as_cells():
+    cells, tiles = clustered_grids(800, 7), clustered_grids(800, 8)
+    assert sorted(match_cells(cells, tiles, unique=True).tiles) == list(range(800))
+
+
+@pytest.mark.parametrize("distance, max_uses", [(1, None), (3, None), (2, 4)])
+def test_no_repeat_within_min_distance(distance, max_uses):
+    cols = 30
+    cells, tiles = clustered_grids(30 * 20, 9, 2), clustered_grids(200, 10, 3)
+    tiles_of = match_cells(cells, tiles, min_repeat_distance=distance, cols=cols, max_uses=max_uses).tiles
+    grid = tiles_of.reshape(-1, cols)
+    for r, c in np.ndindex(grid.shape):
+        window = grid[max(0, r - distance):r + distance + 1, max(0, c - distance):c + distance + 1]
+        assert (window == grid[r, c]).sum() == 1, (r, c)
+    if max_uses:
+        assert np.bincount(tiles_of).max() <= max_uses
+    nearest = match_cells(cells, tiles).tiles.reshape(-1, cols)
+    assert (nearest[:, 1:] == nearest[:, :-1]).any()  # the rule is not vacuous here: nearest alone repeats
+
+
+def test_structure_scoring_puts_light_where_the_cell_is_light():
+    light_top = np.array([[90, 0, 0]] * 3 + [[50, 0, 0]] * 3 + [[10, 0, 0]] * 3, np.float32).ravel()
+    tiles = np.stack([light_top, light_top.reshape(3, 3, 3)[::-1].ravel()])  # same mean colour, flipped
+    cell = light_top[None] + 1
+    assert match_cells(cell, tiles).tiles[0] == 0
+
+
+def test_unique_with_too_few_tiles_suggests_the_smallest_max_uses():
+    with pytest.raises(MosaicError, match=r"--unique .* 100 cells .* 30; use --max-uses 4 \(the smallest"):
+        match_cells(clustered_grids(100, 1), clustered_grids(30, 2), unique=True)
+    with pytest.raises(MosaicError, match="--unique means --max-uses 1"):
+        match_cells(clustered_grids(10, 1), clustered_grids(30, 2), unique=True, max_uses=3)
