@@ -46,7 +46,8 @@ _PRICE_LEVELS = 8  # KD-trees over full tiles, one per band of price
 _TOLERANCE = 1e-4
 _STALL = 2e-4  # a round that gains less than this fraction of the cost ends the search
 _DEEP_K = 512  # deepest search per price group when proving optimality
-_DUMMY_EDGES = 20_000_000  # largest dense block of dummy rows for lapmod
+_DUMMY_EDGES = 20_000_000
+_SLOT_EDGES = 8_000_000  # slot edges the first graph may hold  # largest dense block of dummy rows for lapmod
 
 
 class CapacitatedAssignment(NamedTuple):
@@ -348,7 +349,8 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, cap: int, c
         raise ValueError(f"{n_cells} cells need more than {n_tiles} tiles x {cap} uses")
     cost = cost or euclidean_cost(cell_keys, tile_keys)
     graph = _Graph(n_tiles)
-    kk = min(neighbours, n_tiles)
+    # Each edge becomes ``cap`` slot edges in the solver, so a high cap gets fewer edges per cell.
+    kk = max(4, min(neighbours, n_tiles, _SLOT_EDGES // (n_cells * cap)))
     _, nearest = _kd_query(KDTree(tile_keys), cell_keys, kk)
     graph.add(np.repeat(np.arange(n_cells), kk), nearest.ravel(), cost)
     graph.add(np.arange(n_cells), _greedy_feasible(cell_keys, tile_keys, cost, cap, kk), cost)
