@@ -222,7 +222,6 @@ def _price_out(cell_keys: np.ndarray, tile_keys: np.ndarray, cost: PairCost, pri
                 found_gain.append((u[pair_cells] - value)[violating])
             # Tiles beyond the k-th are no nearer than it and cost at least this group's floor.
             beyond = lifted_dist[:, -1] + floor
-            np.minimum.at(best, todo, beyond) if kk == members.size else None
             open_ = (beyond < u[todo] - _TOLERANCE) & (kk < members.size)
             if not open_.any():
                 break
