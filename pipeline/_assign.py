@@ -20,7 +20,7 @@ We solve it by **column generation on a sparse graph**, which is exact:
 4. Price out: look for any cell ``i`` and tile ``j`` in the *whole library* with
    ``cost(i, j) + price(j) < u(i)``, the cell's current cost plus its tile's price.
    KD-trees over tiles grouped by price level answer this with a certificate,
-   because cost is never below the distance of the 3-D keys the trees index.
+   because cost is never below the distance of the keys the trees index.
    Add the violating edges and go to 2; with none left the matching is optimal.
 
 Every round also yields a valid lower bound on the optimum (the dual objective),
@@ -46,8 +46,8 @@ _PRICE_LEVELS = 8  # KD-trees over full tiles, one per band of price
 _TOLERANCE = 1e-4
 _STALL = 2e-4  # a round that gains less than this fraction of the cost ends the search
 _DEEP_K = 512  # deepest search per price group when proving optimality
-_DUMMY_EDGES = 20_000_000
-_SLOT_EDGES = 8_000_000  # slot edges the first graph may hold  # largest dense block of dummy rows for lapmod
+_DUMMY_EDGES = 20_000_000  # largest dense block of dummy rows for lapmod
+_SLOT_EDGES = 8_000_000  # slot edges the first graph may hold
 
 
 class CapacitatedAssignment(NamedTuple):
@@ -168,7 +168,7 @@ def _tile_prices(graph: _Graph, chosen: np.ndarray, full: np.ndarray) -> np.ndar
             break
         prices[owners[improved]] = best[improved]
     # A full tile whose cells cannot move within the graph gets no finite price from it;
-    # the largest finite price keeps it dear without breaking the bound (prices need only be >= 0).
+    # the largest finite price keeps it dear without breaking the bound, which holds for any prices.
     finite = prices[np.isfinite(prices)]
     prices[~np.isfinite(prices)] = finite.max() if finite.size else 0.0
     return prices
@@ -194,6 +194,7 @@ def _price_out(cell_keys: np.ndarray, tile_keys: np.ndarray, cost: PairCost, pri
         levels = np.quantile(prices[full_tiles], np.linspace(0, 1, _PRICE_LEVELS + 1)[1:-1])
         level_of = np.searchsorted(levels, prices[full_tiles], side="right")
         groups += [full_tiles[level_of == b] for b in range(_PRICE_LEVELS)]
+    queries = np.hstack([cell_keys, np.zeros((n_cells, 1), np.float32)])  # cells sit at price 0
     for members in groups:
         if members.size == 0:
             continue
@@ -203,7 +204,6 @@ def _price_out(cell_keys: np.ndarray, tile_keys: np.ndarray, cost: PairCost, pri
         # the floor still bounds every tile not returned.
         lifted = np.hstack([tile_keys[members], (prices[members] - floor)[:, None]])
         tree = KDTree(np.ascontiguousarray(lifted, dtype=np.float32))
-        queries = np.hstack([cell_keys, np.zeros((n_cells, 1), np.float32)])
         todo, kk = np.arange(n_cells), min(k, members.size)
         while todo.size:
             lifted_dist, local = _kd_query(tree, queries[todo], kk)
@@ -290,17 +290,20 @@ def _transport_candidates(cell_keys: np.ndarray, tile_keys: np.ndarray, cap: int
     return np.concatenate(found_cells), np.concatenate(found_tiles)
 
 
-def _greedy_feasible(cell_keys: np.ndarray, tile_keys: np.ndarray, cost: PairCost, cap: int, k: int) -> np.ndarray:
-    """Some assignment within capacity: cells with the nearest tiles choose first, then the rest from what is left."""
+def _greedy_feasible(cell_keys: np.ndarray, tile_keys: np.ndarray, cap: int,
+                     nearest: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Some assignment within capacity: cells with the nearest tiles choose first, then the rest from what is left.
+
+    ``nearest`` is every cell's (distances, tiles) to its k nearest tiles, the first
+    round's candidates; later rounds search only the tiles with uses left.
+    """
     n_cells, n_tiles = len(cell_keys), len(tile_keys)
     uses = np.zeros(n_tiles, np.int64)
     chosen = np.full(n_cells, -1, np.int64)
     open_cells = np.arange(n_cells)
+    dist, candidates = nearest
+    k = candidates.shape[1]
     while open_cells.size:
-        free = np.flatnonzero(uses < cap)
-        kk = min(k, free.size)
-        dist, local = _kd_query(KDTree(np.ascontiguousarray(tile_keys[free], dtype=np.float32)), cell_keys[open_cells], kk)
-        candidates = free[local]
         for row in np.argsort(dist[:, 0], kind="stable"):
             for tile in candidates[row]:
                 if uses[tile] < cap:
@@ -308,6 +311,11 @@ def _greedy_feasible(cell_keys: np.ndarray, tile_keys: np.ndarray, cost: PairCos
                     chosen[open_cells[row]] = tile
                     break
         open_cells = open_cells[chosen[open_cells] < 0]
+        if open_cells.size:
+            free = np.flatnonzero(uses < cap)
+            tree = KDTree(np.ascontiguousarray(tile_keys[free], dtype=np.float32))
+            dist, local = _kd_query(tree, cell_keys[open_cells], min(k, free.size))
+            candidates = free[local]
     return chosen
 
 
@@ -350,9 +358,9 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, cap: int, c
     graph = _Graph(n_tiles)
     # Each edge becomes ``cap`` slot edges in the solver, so a high cap gets fewer edges per cell.
     kk = max(4, min(neighbours, n_tiles, _SLOT_EDGES // (n_cells * cap)))
-    _, nearest = _kd_query(KDTree(tile_keys), cell_keys, kk)
-    graph.add(np.repeat(np.arange(n_cells), kk), nearest.ravel(), cost)
-    graph.add(np.arange(n_cells), _greedy_feasible(cell_keys, tile_keys, cost, cap, kk), cost)
+    nearest = _kd_query(KDTree(tile_keys), cell_keys, kk)
+    graph.add(np.repeat(np.arange(n_cells), kk), nearest[1].ravel(), cost)
+    graph.add(np.arange(n_cells), _greedy_feasible(cell_keys, tile_keys, cap, nearest), cost)
     cells, tiles = _transport_candidates(cell_keys, tile_keys, cap, kk)
     graph.add(cells, tiles, cost)
     lower_bound, rounds, deep, previous = -np.inf, 0, False, np.inf

@@ -29,9 +29,10 @@ import sys
 import time
 
 import numpy as np
+from pykdtree.kdtree import KDTree
 
 from pipeline import match_cells
-from pipeline._assign import _greedy_feasible, assign_capacitated
+from pipeline._assign import _greedy_feasible, _kd_query, assign_capacitated
 from pipeline._scoring import grid_basis, grid_cost, grid_keys
 from pipeline._cache import TileCache
 from pipeline.make import describe_target
@@ -130,7 +131,7 @@ def run_size(size: str, instance: dict) -> None:
     seconds = time.perf_counter() - t
     assert len(np.unique(result.tiles)) == n
     total = float(result.costs.sum())
-    greedy = float(cost(np.arange(n), _greedy_feasible(cell_keys, tile_keys, cost, 1, 32)).sum())
+    greedy = float(cost(np.arange(n), _greedy_feasible(cell_keys, tile_keys, 1, _kd_query(KDTree(tile_keys), cell_keys, 32))).sum())
     line = (f"{size}: unique cost {total:.0f} in {seconds:.1f} s ({result.rounds} rounds, goal {GOAL_SECONDS.get(size)} s), "
             f"peak RSS {_peak_rss_gib():.2f} GiB; ")
     if "optimum" in instance:
