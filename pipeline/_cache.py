@@ -18,7 +18,7 @@ from ._features import DOMINANT_BINS_PER_CHANNEL, TileFeatures
 
 __all__ = ["SCHEMA_VERSION", "CacheError", "TileCache", "FileRecord"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _PATH_DTYPE = h5py.string_dtype("utf-8")
 _FEATURE_DEFINITIONS = {
     "colour_space": "CIELAB, D65 white, from sRGB (IEC 61966-2-1); distance = CIE76 delta E",
@@ -37,11 +37,23 @@ class CacheError(MosaicError):
 
 @dataclass(frozen=True)
 class FileRecord:
-    """What the cache knows of one file: its stat key and where it ended up."""
+    """What the cache knows of one file: its stat key and where it ended up.
+
+    ``kind`` is ``"tile"``, ``"alias"`` (the same bytes as a tile under another path) or
+    ``"failure"``; ``index`` is the row in that group.
+    """
 
     size: int
     mtime_ns: int
-    row: int  # index into /tiles, or -1 for a recorded failure
+    kind: str
+    index: int
+    # The tile row this path shows (a tile, an alias), or its own tile whose file now fails.
+    tile_row: int = -1
+
+    @property
+    def row(self) -> int:
+        """The tile row this path shows, or -1 for a failure or an alias."""
+        return self.index if self.kind == "tile" else -1
 
 
 def _encode(paths: Iterable[str]) -> list[bytes]:
@@ -66,7 +78,7 @@ class TileCache:
         self.file = file
         version = file.attrs.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise CacheError(f"{file.filename}: schema version {version}, this mosaic reads version {SCHEMA_VERSION}")
+            raise CacheError(f"{file.filename}: schema version {version}, this mosaic reads version {SCHEMA_VERSION}; index the library into a new cache file")
         self._discard_uncommitted_rows()
 
     # -- opening ---------------------------------------------------------------
@@ -86,6 +98,7 @@ class TileCache:
         )
         tiles = file.create_group("tiles")
         s = tile_size
+        tiles.create_dataset("content_hash", shape=(0, 2), maxshape=(None, 2), dtype=np.uint64, chunks=(4096, 2))
         tiles.create_dataset(
             "thumbnails", shape=(0, s, s, 3), maxshape=(None, s, s, 3), dtype=np.uint8,
             chunks=(max(1, 2**18 // (s * s * 3)), s, s, 3), compression="gzip", compression_opts=1,
@@ -93,6 +106,9 @@ class TileCache:
         for name, shape in (("mean_lab", (3,)), ("dominant_lab", (3,)), ("grid_lab", (grid, grid, 3))):
             tiles.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=np.float32, chunks=(4096, *shape))
         cls._create_file_columns(tiles)
+        aliases = file.create_group("aliases")
+        cls._create_file_columns(aliases)
+        aliases.create_dataset("tile", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
         failures = file.create_group("failures")
         cls._create_file_columns(failures)
         failures.create_dataset("reason", shape=(0,), maxshape=(None,), dtype=_PATH_DTYPE, chunks=(1024,))
@@ -166,10 +182,6 @@ class TileCache:
     def __len__(self) -> int:
         return self.file["tiles/path"].shape[0]
 
-    @property
-    def n_failures(self) -> int:
-        return self.file["failures/path"].shape[0]
-
     # -- reading -----------------------------------------------------------------
     def paths(self) -> list[str]:
         """Source path of every tile, in row order."""
@@ -207,70 +219,109 @@ class TileCache:
                     out[i0:i1] = dataset[block_start:block_end][unique[i0:i1] - block_start]
         return out[inverse.ravel()]
 
+    def content_hashes(self) -> np.ndarray:
+        """xxh3-128 of each tile's file bytes, as (N, 2) uint64."""
+        return self.file["tiles/content_hash"][: len(self)]
+
     def failures(self) -> list[tuple[str, str, str]]:
-        """``(path, reason, detail)`` of every recorded failure."""
+        """``(path, reason, detail)`` of every file that currently fails."""
         group = self.file["failures"]
         n = group["path"].shape[0]
         reasons = group["reason"].asstr()[:n]
         details = group["detail"].asstr()[:n]
-        return list(zip(_decode(group["path"][:n]), reasons, details))
+        return [row for row in zip(_decode(group["path"][:n]), reasons, details) if row[1]]
+
+    def aliases(self) -> list[tuple[str, int]]:
+        """``(path, tile row)`` of every path whose bytes equal those of a tile indexed under another path."""
+        group = self.file["aliases"]
+        n = group["path"].shape[0]
+        tiles = group["tile"][:n]
+        return [(path, int(tile)) for path, tile in zip(_decode(group["path"][:n]), tiles) if tile >= 0]
 
     def known_files(self) -> dict[str, FileRecord]:
-        """Every path the cache holds, as a tile or as a failure, with its stat key."""
+        """Every path the cache holds, as a tile, an alias or a failure, with its stat key.
+
+        The writer keeps one live alias or failure per path at most, and drops it when
+        the file changes. A path can have both a tile and a failure: the photo was
+        indexed, then its file went bad; the failure is what the file is now, and the
+        record keeps the tile's row (``tile_row``) for the next change or ``--prune``.
+        """
         known: dict[str, FileRecord] = {}
-        for group_name in ("failures", "tiles"):  # a tile wins over a stale failure
+        for kind, group_name in (("tile", "tiles"), ("alias", "aliases"), ("failure", "failures")):
             group = self.file[group_name]
             n = group["path"].shape[0]
             sizes, mtimes = group["size"][:n], group["mtime_ns"][:n]
+            alias_tiles = group["tile"][:n] if kind == "alias" else None
+            live = alias_tiles >= 0 if kind == "alias" else (
+                np.asarray(group["reason"].asstr()[:n], dtype=object) != "" if kind == "failure" else np.ones(n, bool))
             for i, path in enumerate(_decode(group["path"][:n])):
-                row = i if group_name == "tiles" else -1
-                known[path] = FileRecord(int(sizes[i]), int(mtimes[i]), row)
+                if live[i]:
+                    if kind == "alias":
+                        tile_row = int(alias_tiles[i])
+                    else:
+                        tile_row = i if kind == "tile" else (known[path].tile_row if path in known else -1)
+                    known[path] = FileRecord(int(sizes[i]), int(mtimes[i]), kind, i, tile_row)
         return known
 
     # -- writing -----------------------------------------------------------------
-    def append_tiles(self, paths: Sequence[str], sizes, mtimes_ns, thumbnails: np.ndarray, features: TileFeatures) -> None:
-        """Append tiles; they become visible only once the whole batch is written."""
+    def _append_rows(self, group_name: str, paths: Sequence[str], columns: dict) -> None:
+        """Append rows; they become visible only once the whole batch is written (``path`` last)."""
         n_new = len(paths)
         if n_new == 0:
             return
-        tiles = self.file["tiles"]
-        start = len(self)
-        columns = {"thumbnails": thumbnails, **features._asdict(), "size": sizes, "mtime_ns": mtimes_ns}
+        group = self.file[group_name]
+        start = group["path"].shape[0]
         for name, values in columns.items():
-            tiles[name].resize(start + n_new, axis=0)
-            tiles[name][start:] = values
-        tiles["path"].resize(start + n_new, axis=0)
-        tiles["path"][start:] = _encode(paths)
-        self.file.flush()
-
-    def replace_tiles(self, rows: Sequence[int], sizes, mtimes_ns, thumbnails: np.ndarray, features: TileFeatures) -> None:
-        """Overwrite existing tile rows in place (a file changed since it was indexed)."""
-        tiles = self.file["tiles"]
-        columns = {"thumbnails": thumbnails, **features._asdict(), "size": sizes, "mtime_ns": mtimes_ns}
-        for i, row in enumerate(rows):
-            for name, values in columns.items():
-                tiles[name][row] = values[i]
-        self.file.flush()
-
-    def append_failures(self, paths: Sequence[str], sizes, mtimes_ns, reasons: Sequence[str], details: Sequence[str]) -> None:
-        """Record files that could not be made into tiles, with a reason category and detail."""
-        n_new = len(paths)
-        if n_new == 0:
-            return
-        group = self.file["failures"]
-        start = self.n_failures
-        for name, values in (("size", sizes), ("mtime_ns", mtimes_ns), ("reason", list(reasons)), ("detail", list(details))):
             group[name].resize(start + n_new, axis=0)
             group[name][start:] = values
         group["path"].resize(start + n_new, axis=0)
         group["path"][start:] = _encode(paths)
         self.file.flush()
 
+    def append_tiles(self, paths: Sequence[str], sizes, mtimes_ns, thumbnails: np.ndarray, features: TileFeatures,
+                     content_hashes: np.ndarray) -> None:
+        """Append tiles: their files' stat keys, thumbnails, features and (N, 2) uint64 content hashes."""
+        self._append_rows("tiles", paths, {"thumbnails": thumbnails, **features._asdict(), "size": sizes,
+                                           "mtime_ns": mtimes_ns, "content_hash": content_hashes})
+
+    def replace_tiles(self, rows: Sequence[int], sizes, mtimes_ns, thumbnails: np.ndarray, features: TileFeatures,
+                      content_hashes: np.ndarray) -> None:
+        """Overwrite existing tile rows in place (a file changed since it was indexed)."""
+        tiles = self.file["tiles"]
+        columns = {"thumbnails": thumbnails, **features._asdict(), "size": sizes, "mtime_ns": mtimes_ns,
+                   "content_hash": content_hashes}
+        for i, row in enumerate(rows):
+            for name, values in columns.items():
+                tiles[name][row] = values[i]
+        self.file.flush()
+
+    def append_aliases(self, paths: Sequence[str], sizes, mtimes_ns, tiles: Sequence[int]) -> None:
+        """Record paths whose bytes are those of the tiles at rows ``tiles``."""
+        self._append_rows("aliases", paths, {"size": sizes, "mtime_ns": mtimes_ns, "tile": tiles})
+
+    def append_failures(self, paths: Sequence[str], sizes, mtimes_ns, reasons: Sequence[str], details: Sequence[str]) -> None:
+        """Record files that could not be made into tiles, with a reason category and detail."""
+        self._append_rows("failures", paths, {"size": sizes, "mtime_ns": mtimes_ns, "reason": list(reasons),
+                                              "detail": list(details)})
+
+    def drop_records(self, kind: str, indices: Sequence[int]) -> None:
+        """Retire alias or failure rows in place (the file changed, became a tile, or is gone).
+
+        A dropped alias points at tile -1; a dropped failure has an empty reason.
+        """
+        if len(indices) == 0:
+            return
+        name, value = {"alias": ("aliases/tile", -1), "failure": ("failures/reason", "")}[kind]
+        dataset = self.file[name]
+        for index in sorted(indices):
+            dataset[index] = value
+        self.file.flush()
+
     def _discard_uncommitted_rows(self) -> None:
         """Trim columns a killed writer extended past the committed ``path`` length."""
         if self.file.mode != "r+":
             return
-        for group_name in ("tiles", "failures"):
+        for group_name in ("tiles", "aliases", "failures"):
             group = self.file[group_name]
             n = group["path"].shape[0]
             for dataset in group.values():

@@ -1,18 +1,32 @@
-"""Reading photos: decode once, fast, and return a square sRGB thumbnail as an ndarray."""
+"""Reading photos: read each file once, decode it fast, return square sRGB thumbnails as ndarrays.
+
+Baseline and progressive JPEGs in YCbCr or grey, the bulk of any photo library, are
+decoded by libjpeg-turbo (simplejpeg) straight into numpy at the smallest DCT scale that
+keeps the requested size, in strict mode so that corrupt scan data is an error rather than
+garbled pixels. Every other file (CMYK JPEGs, PNG, GIF, WebP, TIFF, BMP) goes through Pillow.
+Either way the EXIF orientation is applied and an embedded ICC profile is honoured.
+"""
 from __future__ import annotations
 
-import os
+import io
+import struct
 import warnings
+from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+import simplejpeg
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 __all__ = [
+    "BACKGROUND_RGB",
+    "DEFAULT_MAX_PIXELS",
     "PHOTO_EXTENSIONS",
     "PhotoError",
+    "decode_square_thumbnail",
     "has_image_signature",
-    "load_square_thumbnail",
     "load_rgb",
+    "load_square_thumbnail",
+    "read_photo",
     "square_box",
 ]
 
@@ -31,6 +45,27 @@ _SIGNATURES = (
 
 # Background that transparent pixels are composited on (documented in the README).
 BACKGROUND_RGB = (255, 255, 255)
+
+# Pixels a decode may produce before the file is refused as a decompression bomb. It
+# counts what is decoded: a JPEG decoded at 1/8 scale counts 1/64 of its pixels.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+# This module applies its own limit (above) to the decoded size; Pillow's check counts
+# the declared size, which would refuse a 108 MP JPEG that decodes to 1.7 MP.
+Image.MAX_IMAGE_PIXELS = None
+
+# How a viewer turns each EXIF orientation (tag 0x0112) upright; as ImageOps.exif_transpose.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_JPEG_SCALES = (8, 4, 2, 1)  # DCT scaling denominators libjpeg offers for every file
+_SRGB = ImageCms.createProfile("sRGB")
 
 
 class PhotoError(Exception):
@@ -57,16 +92,69 @@ def square_box(width: int, height: int) -> tuple[int, int, int, int]:
     return (left, top, left + side, top + side)
 
 
+def read_photo(path: str) -> bytes:
+    """Read a file whole (it is then hashed and decoded from memory: one read per photo).
+
+    Raises
+    ------
+    PhotoError
+        ``missing`` (vanished), ``unreadable`` (permissions, a folder, I/O error) or ``empty``.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError as exc:
+        raise PhotoError("missing", exc.strerror or str(exc)) from None
+    except OSError as exc:
+        raise PhotoError("unreadable", exc.strerror or str(exc)) from None
+    if not data:
+        raise PhotoError("empty", "0 bytes")
+    return data
+
+
+def _check_pixels(width: int, height: int, scale: int, max_pixels: int, min_size: int) -> None:
+    if min(width, height) < min_size:
+        raise PhotoError("too-small", f"{width}x{height} px, shorter side below the minimum of {min_size} px")
+    decoded = -(-width // scale) * -(-height // scale)
+    if decoded > max_pixels:
+        raise PhotoError("too-large", f"{width}x{height} px decodes to {decoded / 1e6:.0f} MP, over the limit of {max_pixels / 1e6:.0f} MP")
+
+
+def _jpeg_scale(width: int, height: int, min_side: int) -> int:
+    return next(s for s in _JPEG_SCALES if s == 1 or min(width, height) // s >= min_side)
+
+
+@lru_cache(maxsize=32)
+def _to_srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """A transform from an embedded profile to sRGB, or None for sRGB itself or a bad profile."""
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if mode != "CMYK" and "srgb" in ImageCms.getProfileDescription(profile).lower():
+            return None
+        return ImageCms.buildTransform(profile, _SRGB, mode, "RGB", ImageCms.Intent.PERCEPTUAL)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None  # an unusable profile is ignored, as viewers do
+
+
+def _with_profile(image: Image.Image, icc: bytes | None) -> Image.Image:
+    """Convert to sRGB RGB through the embedded profile when there is one."""
+    if icc and image.mode in ("RGB", "L", "CMYK"):
+        transform = _to_srgb_transform(icc, image.mode)
+        if transform is not None:
+            return ImageCms.applyTransform(image, transform)
+    return _to_rgb(image)
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, BACKGROUND_RGB)
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit greyscale: scale to 8 bits instead of clipping at 255.
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16-bit and wider greyscale: scale to 8 bits instead of clipping at 255.
         array = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if array.max() > 255 else 255.0
         grey = np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -74,66 +162,104 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _decode_upright_rgb(path: str, min_side: int) -> Image.Image:
-    """Decode at the smallest scale that keeps ``min_side`` px, orient, convert to RGB."""
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except (ValueError, TypeError, SyntaxError, struct.error, OSError):
+        return 1  # unreadable EXIF: show the pixels as stored, as viewers do
+
+
+def _decode_fast_jpeg(data: bytes, min_side: int, max_pixels: int, min_size: int) -> tuple[Image.Image, int, bytes | None] | None:
+    """libjpeg-turbo's path for YCbCr and grey JPEGs; None for any other file."""
+    if not data.startswith(b"\xff\xd8\xff"):
+        return None
+    try:
+        height, width, colourspace, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        return None  # let Pillow name what is wrong
+    if colourspace not in ("YCbCr", "Gray"):
+        return None  # CMYK, YCCK: Pillow knows Adobe's inverted CMYK and the profile
+    scale = _jpeg_scale(width, height, min_side)
+    _check_pixels(width, height, scale, max_pixels, min_size)
+    try:
+        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=min_side, min_height=min_side, strict=True)
+    except ValueError as exc:
+        message = str(exc)
+        raise PhotoError("truncated" if "Premature end" in message else "corrupt", message) from None
+    with Image.open(io.BytesIO(data)) as header:  # markers only: orientation and profile
+        return Image.fromarray(pixels), _orientation(header), header.info.get("icc_profile")
+
+
+def _decode_with_pillow(data: bytes, min_side: int, max_pixels: int, min_size: int) -> tuple[Image.Image, int, bytes | None]:
+    with Image.open(io.BytesIO(data)) as image:
+        scale = 1
+        if image.format == "JPEG":
+            scale = _jpeg_scale(*image.size, min_side)
+        _check_pixels(*image.size, scale, max_pixels, min_size)
+        if image.format == "JPEG":
+            # DCT-domain downscaling: decodes a 24 MP photo at 1/8 the cost.
+            image.draft(image.mode, (min_side, min_side))
+        image.load()
+        orientation, icc = _orientation(image), image.info.get("icc_profile")
+        if image.mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        reduce_by = min(image.size) // (2 * min_side)
+        if reduce_by >= 2 and image.mode in ("RGB", "RGBA", "L", "LA", "CMYK"):
+            # Box-reduce big non-JPEG decodes at once, so conversions below touch few pixels.
+            image = image.reduce(reduce_by)
+        return image, orientation, icc
+
+
+def _decode_upright_srgb(data: bytes, min_side: int, max_pixels: int, min_size: int) -> tuple[Image.Image, bytes | None]:
+    """Decode at the smallest scale that keeps ``min_side`` px, upright; classify every failure."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.format == "JPEG":
-                    # DCT-domain downscaling: decodes a 24 MP photo at 1/8 the cost.
-                    image.draft("RGB", (min_side, min_side))
-                image.load()
-                return _to_rgb(ImageOps.exif_transpose(image))
-    except FileNotFoundError as exc:
-        raise PhotoError("missing", str(exc)) from None
-    except PermissionError as exc:
-        raise PhotoError("unreadable", str(exc)) from None
+            warnings.simplefilter("ignore")  # Pillow warns on odd metadata; the pixels are what count
+            decoded = _decode_fast_jpeg(data, min_side, max_pixels, min_size)
+            image, orientation, icc = decoded or _decode_with_pillow(data, min_side, max_pixels, min_size)
+            if orientation in _UPRIGHT:
+                image = image.transpose(_UPRIGHT[orientation])
+            return image, icc
+    except PhotoError:
+        raise
     except UnidentifiedImageError:
-        size = os.path.getsize(path)
-        raise PhotoError("empty" if size == 0 else "not-an-image", f"{size} bytes") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise PhotoError("not-an-image", f"{len(data)} bytes, no known image format") from None
+    except Image.DecompressionBombError as exc:
         raise PhotoError("too-large", str(exc)) from None
     except OSError as exc:
         message = str(exc)
         raise PhotoError("truncated" if "truncated" in message else "corrupt", message) from None
-    except (SyntaxError, ValueError, EOFError, IndexError, KeyError) as exc:
+    except (SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error) as exc:
         raise PhotoError("corrupt", f"{type(exc).__name__}: {exc}") from None
 
 
-def load_rgb(path: str, min_side: int) -> np.ndarray:
-    """Decode a photo, upright and in RGB, at no less than ``min_side`` px on its short side.
+def _finish(image: Image.Image, icc: bytes | None, size: int | None = None) -> np.ndarray:
+    """To sRGB RGB, and to a ``size`` px centre square when given."""
+    try:
+        if size is not None:
+            if image.mode not in ("RGB", "L", "CMYK"):
+                image = _to_rgb(image)  # alpha and wide modes before resampling
+            # resize(box=...) crops and scales in one pass; reducing_gap lets Pillow
+            # box-reduce first, which is much cheaper for big sources at no visible cost.
+            image = image.resize((size, size), Image.Resampling.LANCZOS, box=square_box(*image.size), reducing_gap=3.0)
+        return np.asarray(_with_profile(image, icc))
+    except (ValueError, OSError) as exc:  # a mode Pillow cannot turn into RGB (e.g. LAB TIFF)
+        raise PhotoError("unsupported", f"{image.mode} pixels: {exc}") from None
+
+
+def decode_square_thumbnail(data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_size: int = 1) -> np.ndarray:
+    """Decode a photo's bytes, centre-crop to a square and shrink to ``size`` px.
 
     Parameters
     ----------
-    path : str
-        The photo's path.
-    min_side : int
-        The JPEG decoder may downscale by 1/2, 1/4 or 1/8 as long as both sides
-        stay at least this long. Other formats decode at full size.
-
-    Returns
-    -------
-    ndarray of uint8, shape (H, W, 3)
-
-    Raises
-    ------
-    PhotoError
-        With ``reason`` one of ``missing``, ``unreadable``, ``empty``,
-        ``not-an-image``, ``truncated``, ``corrupt``, ``too-large``.
-    """
-    return np.asarray(_decode_upright_rgb(path, min_side))
-
-
-def load_square_thumbnail(path: str, size: int) -> np.ndarray:
-    """Decode a photo, centre-crop it to a square and shrink it to ``size`` px.
-
-    Parameters
-    ----------
-    path : str
-        The photo's path.
+    data : bytes
+        The whole file, as :func:`read_photo` returns it.
     size : int
         Side of the returned thumbnail in pixels.
+    max_pixels : int, optional
+        Refuse (``too-large``) a file whose decode would exceed this many pixels.
+    min_size : int, optional
+        Refuse (``too-small``) a photo whose shorter side is below this many pixels.
 
     Returns
     -------
@@ -143,11 +269,39 @@ def load_square_thumbnail(path: str, size: int) -> np.ndarray:
     Raises
     ------
     PhotoError
-        See :func:`load_rgb`.
+        ``reason`` is one of ``not-an-image``, ``truncated``, ``corrupt``, ``too-large``,
+        ``too-small``, ``unsupported``.
     """
-    image = _decode_upright_rgb(path, size)
-    box = square_box(*image.size)
-    # resize(box=...) crops and scales in one pass; reducing_gap lets Pillow
-    # box-reduce first, which is much cheaper for big sources at no visible cost.
-    thumb = image.resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
-    return np.asarray(thumb)
+    image, icc = _decode_upright_srgb(data, size, max_pixels, min_size)
+    return _finish(image, icc, size)
+
+
+def load_square_thumbnail(path: str, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_size: int = 1) -> np.ndarray:
+    """Read a photo and make its square thumbnail: :func:`read_photo` then :func:`decode_square_thumbnail`."""
+    return decode_square_thumbnail(read_photo(path), size, max_pixels=max_pixels, min_size=min_size)
+
+
+def load_rgb(path: str, min_side: int, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a photo, upright and in sRGB, at no less than ``min_side`` px on its short side.
+
+    Parameters
+    ----------
+    path : str
+        The photo's path.
+    min_side : int
+        The decoder may downscale (JPEG DCT scaling, box reduction of big images) as
+        long as both sides stay at least this long.
+    max_pixels : int, optional
+        See :func:`decode_square_thumbnail`.
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W, 3)
+
+    Raises
+    ------
+    PhotoError
+        See :func:`read_photo` and :func:`decode_square_thumbnail`.
+    """
+    image, icc = _decode_upright_srgb(read_photo(path), min_side, max_pixels, 1)
+    return _finish(image, icc)

@@ -87,6 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--grid", type=_positive_int,
                        help=f"feature grid per side for a new cache (default: mosaic.index.grid, {config_get('index.grid')})")
     index.add_argument("--batch-size", type=_positive_int, help="files per Dask task (default: mosaic.index.batch-size, or automatic)")
+    index.add_argument("--min-size", type=_positive_int, metavar="PX",
+                       help="skip photos whose shorter side is below PX as too-small; longer ones, panoramas included, "
+                            f"are centre-cropped to a square (default: mosaic.index.min-size, {config_get('index.min-size')})")
+    index.add_argument("--max-pixels", type=_positive_int, metavar="N",
+                       help="refuse files whose decode exceeds N pixels as too-large (decompression bombs); JPEGs count their "
+                            f"reduced-scale decode (default: mosaic.index.max-pixels, {config_get('index.max-pixels')})")
+    index.add_argument("--prune", action="store_true",
+                       help="afterwards remove the tiles, aliases and failures of files below LIBRARY that are gone, "
+                            "and tiles whose file no longer decodes (rewrites the cache)")
     _cluster_options(index)
 
     make = commands.add_parser("make", help="make a mosaic of a target photo from a tile cache")
@@ -148,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"demo mosaic: {os.path.abspath(summary.output)}\n{summary}")
         elif args.command == "index":
             summary = index_library(args.library, args.cache, tile_size=args.tile_size, grid=args.grid,
-                                    batch_size=args.batch_size, **_cluster_kwargs(args))
+                                    batch_size=args.batch_size, min_size=args.min_size, max_pixels=args.max_pixels,
+                                    prune=args.prune, **_cluster_kwargs(args))
             print(summary)
         elif args.command == "make":
             summary = make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows, tile_px=args.tile_px,

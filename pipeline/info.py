@@ -17,6 +17,7 @@ def describe_cache(cache_path: str | os.PathLike, list_failures: bool = False) -
         lines = [
             f"cache:         {os.fspath(cache_path)} ({os.path.getsize(cache_path) / 2**20:.1f} MiB, schema v{cache.file.attrs['schema_version']})",
             f"tiles:         {len(cache)} of {cache.tile_size}x{cache.tile_size} px",
+            f"aliases:       {len(cache.aliases())} (files whose bytes are a tile's under another path)",
             f"failures:      {len(failures)}" + (f" ({', '.join(f'{n} {r}' for r, n in reasons.most_common())})" if failures else ""),
             f"features:      mean_lab (3), dominant_lab (3), grid_lab ({cache.grid}x{cache.grid}x3)",
             "library roots: " + ("\n               ".join(cache.roots) or "none"),
