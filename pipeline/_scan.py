@@ -24,8 +24,9 @@ def scan_library(root: str | os.PathLike, problems: list[ScanProblem] | None = N
 
     Hidden files and folders (names starting with ``.``) are passed over, and
     symlinked folders are not followed, so that link loops cannot trap the walk.
-    Symlinked files are followed. Folders that cannot be read are appended to
-    ``problems`` and the walk goes on.
+    Symlinked files are followed. Folders that cannot be read and links that lead
+    nowhere are appended to ``problems``, and the walk goes on. Sockets, FIFOs and
+    devices are passed over (reading a FIFO would block).
 
     Parameters
     ----------
@@ -55,6 +56,9 @@ def scan_library(root: str | os.PathLike, problems: list[ScanProblem] | None = N
                 elif entry.is_file():
                     stat = entry.stat()
                     yield FileEntry(entry.path, stat.st_size, stat.st_mtime_ns)
+                elif entry.is_symlink() and not os.path.exists(entry.path):
+                    if problems is not None:
+                        problems.append(ScanProblem(entry.path, "missing", f"dangling link to {os.readlink(entry.path)}"))
             except OSError as exc:  # vanished, or a dangling link
                 if problems is not None:
                     problems.append(ScanProblem(entry.path, "missing" if isinstance(exc, FileNotFoundError) else "unreadable", str(exc)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from distributed import Client
 from PIL import Image
 
 from browser import drawn_fraction, screenshot
+from libraries import distinct_copies
 
 BIN = Path(sys.executable).parent
 
@@ -47,17 +47,9 @@ def dask_processes(folder: Path, env: dict, worker_prefix: tuple = ()):
                 process.kill()
 
 
-def big_library(root: Path, demo_photos, copies: int) -> Path:
-    for i in range(copies):
-        (root / f"copy{i}").mkdir(parents=True)
-        for photo in demo_photos:
-            shutil.copy(photo, root / f"copy{i}" / photo.name)
-    return root
-
-
 def test_config_folder_cluster_with_dashboard_while_running(tmp_path, demo_photos, demo_target, cluster_config):
     env = {**os.environ, "DASK_CONFIG": str(cluster_config)}
-    library = big_library(tmp_path / "library", demo_photos, copies=12)  # 9216 real JPEGs: a run of several seconds
+    library = distinct_copies(tmp_path / "library", demo_photos, copies=12)  # 9216 real JPEGs: a run of several seconds
     with dask_processes(tmp_path, env) as info:
         address, dashboard = info["address"], f"http://127.0.0.1:{info['services']['dashboard']}/status"
         client_env = {**env, "DASK_SCHEDULER_ADDRESS": address}  # found without any flag

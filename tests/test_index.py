@@ -2,6 +2,8 @@
 import csv
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -88,3 +90,86 @@ def test_cache_built_with_other_settings_is_refused(small_library, tmp_path, cli
     index_library(small_library, cache_path, tile_size=16, client=client, progress=False)
     with pytest.raises(MosaicError, match="tile size 16, not 32"):
         index_library(small_library, cache_path, tile_size=32, client=client, progress=False)
+
+
+def test_copies_become_aliases_and_prune_forgets_what_is_gone(small_library, tmp_path, client, demo_photos):
+    cache_path = tmp_path / "tiles.h5"
+    original = sorted((small_library / "album1").glob("*.jpg"))[0]
+    copy = small_library / "album2" / "same-bytes.jpg"
+    shutil.copy(original, copy)
+    first = index_library(small_library, cache_path, client=client, progress=False)
+    assert (first.added, first.aliases) == (120, 1)
+    with TileCache.open(cache_path) as cache:
+        paths = cache.paths()
+        assert str(copy) not in paths and cache.aliases() == [(str(copy), paths.index(str(original)))]
+        gone = sorted((small_library / "album0").glob("*.jpg"))[5]
+        kept_row_features = {p: f for p, f in zip(paths, cache.features().mean_lab)}
+
+    gone.unlink()
+    original.unlink()  # its copy remains: the tile must survive under the copy's path
+    (small_library / "album0" / "empty.jpg").unlink()
+    pruned = index_library(small_library, cache_path, client=client, progress=False, prune=True)
+    assert pruned.pruned == 1
+    with TileCache.open(cache_path) as cache:
+        paths = cache.paths()
+        assert len(paths) == 119 and str(gone) not in paths and str(original) not in paths and str(copy) in paths
+        assert cache.aliases() == []
+        assert [os.path.basename(p) for p, _, _ in cache.failures()] == ["notes.jpg"]
+        for path, mean in zip(paths, cache.features().mean_lab):  # rows moved, features moved with them
+            np.testing.assert_array_equal(mean, kept_row_features[str(original) if path == str(copy) else path])
+        np.testing.assert_array_equal(cache.thumbnails([paths.index(str(copy))])[0], load_square_thumbnail(str(copy), 64))
+
+
+def test_a_fixed_file_loses_its_failure_and_a_broken_one_keeps_its_tile_until_pruned(small_library, tmp_path, client, demo_photos):
+    cache_path = tmp_path / "tiles.h5"
+    index_library(small_library, cache_path, client=client, progress=False)
+    broken = sorted((small_library / "album1").glob("*.jpg"))[2]
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])  # truncated
+    shutil.copy(demo_photos[1], small_library / "album0" / "notes.jpg")  # the text file becomes a photo
+    second = index_library(small_library, cache_path, client=client, progress=False)
+    assert dict(second.failures) == {"truncated": 1} and second.added == 1, second
+    with TileCache.open(cache_path) as cache:
+        failures = {os.path.basename(p): r for p, r, _ in cache.failures()}
+        assert failures == {"empty.jpg": "empty", broken.name: "truncated"}
+        assert str(broken) in cache.paths()  # the photo as it was, until --prune
+    third = index_library(small_library, cache_path, client=client, progress=False, prune=True)
+    assert third.unchanged == third.files_seen - 1 and third.pruned == 1
+    with TileCache.open(cache_path) as cache:
+        assert str(broken) not in cache.paths() and len(cache) == 120
+
+
+def test_min_size_and_vanished_files_are_recorded(tmp_path, demo_photos):
+    Image.new("RGB", (600, 20), (1, 2, 3)).save(tmp_path / "strip.jpg")
+    shutil.copy(demo_photos[0], tmp_path / "ok.jpg")
+    files = [FileEntry(str(tmp_path / n), 1, 0) for n in ("strip.jpg", "ok.jpg", "vanished.jpg")]
+    batch = index_batch(files, tile_size=16, grid=2, min_size=32)
+    assert {os.path.basename(e.path): r for e, r, _ in batch.failures} == {"strip.jpg": "too-small", "vanished.jpg": "missing"}
+    assert [os.path.basename(e.path) for e in batch.tiles] == ["ok.jpg"]
+    assert batch.content_hashes.shape == (1, 2) and batch.content_hashes.dtype == np.uint64
+
+
+def test_unreadable_files_folders_and_link_loops_are_skipped_with_a_reason(tmp_path, demo_photos):
+    root = tmp_path / "lib"
+    (root / "locked").mkdir(parents=True)
+    shutil.copy(demo_photos[0], root / "locked" / "inside.jpg")
+    shutil.copy(demo_photos[1], root / "secret.jpg")
+    shutil.copy(demo_photos[2], root / "fine.jpg")
+    (root / "loop").symlink_to(root)  # a folder link back to the top
+    (root / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.chmod(root / "locked", 0)
+    os.chmod(root / "secret.jpg", 0)
+    script = (
+        "import sys, os; from pipeline._scan import scan_library; from pipeline import index_batch\n"
+        "problems = []; files = list(scan_library(sys.argv[1], problems))\n"
+        "batch = index_batch(files, 16, 2)\n"
+        "for p in problems: print('scan', os.path.basename(p.path), p.reason)\n"
+        "for e, r, _ in batch.failures: print('file', os.path.basename(e.path), r)\n"
+        "for e in batch.tiles: print('tile', os.path.basename(e.path))\n"
+    )
+    # Root reads anything: as root, look from a new user namespace, where root's override of
+    # file permissions no longer applies (util-linux's unshare, installed by .ci/run).
+    prefix = ["unshare", "--user"] if os.getuid() == 0 else []
+    out = subprocess.run([*prefix, sys.executable, "-c", script, str(root)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = set(out.stdout.splitlines())
+    assert lines == {"scan locked unreadable", "scan dangling.jpg missing", "file secret.jpg unreadable", "tile fine.jpg"}

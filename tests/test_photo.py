@@ -1,3 +1,8 @@
+import struct
+import subprocess
+import sys
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -106,3 +111,139 @@ def test_signatures():
     assert has_image_signature(b"RIFF\x00\x00\x00\x00WEBPVP8 ")
     assert not has_image_signature(b"<xmp/>")
     assert not has_image_signature(b"")
+
+
+# -- awkward files --------------------------------------------------------------------------
+
+def _s15f16(x):
+    return struct.pack(">i", round(x * 65536))
+
+
+def rgb_profile(primaries):
+    """A minimal ICC v2 RGB profile (linear TRCs) with the given XYZ (D50) primaries, built by hand.
+
+    Pillow can only create sRGB, LAB and XYZ profiles; a profile whose red is sRGB's green
+    lets a test tell a decoder that honours the profile from one that ignores it.
+    """
+    def xyz(v):
+        return b"XYZ " + b"\0" * 4 + b"".join(_s15f16(c) for c in v)
+    text = b"swapped primaries"
+    tags = [
+        (b"desc", b"desc" + b"\0" * 4 + struct.pack(">I", len(text) + 1) + text + b"\0" + b"\0" * 8 + b"\0" * 70),
+        (b"wtpt", xyz((0.9642, 1.0, 0.8249))),
+        (b"rXYZ", xyz(primaries[0])), (b"gXYZ", xyz(primaries[1])), (b"bXYZ", xyz(primaries[2])),
+        (b"rTRC", b"curv" + b"\0" * 4 + struct.pack(">I", 0)),
+        (b"gTRC", b"curv" + b"\0" * 4 + struct.pack(">I", 0)),
+        (b"bTRC", b"curv" + b"\0" * 4 + struct.pack(">I", 0)),
+        (b"cprt", b"text" + b"\0" * 4 + b"none\0"),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for signature, body in tags:
+        body += b"\0" * (-len(body) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ " + b"\0" * 12
+              + b"acsp" + b"\0" * 24 + b"\0" * 8 + struct.pack(">I", 0) + _s15f16(0.9642) + _s15f16(1.0) + _s15f16(0.8249))
+    header += b"\0" * (128 - len(header))
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+# sRGB's primaries in XYZ (D50, as ICC profiles hold them): red, green, blue.
+SRGB_PRIMARIES_D50 = [(0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141)]
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_embedded_icc_profile_is_honoured(tmp_path, fmt):
+    red, green, blue = SRGB_PRIMARIES_D50
+    swapped = rgb_profile([green, red, blue])  # stored red means green, stored green means red
+    path = tmp_path / f"tagged.{fmt.lower()}"
+    Image.fromarray(np.full((80, 80, 3), (255, 0, 0), np.uint8)).save(path, format=fmt, icc_profile=swapped, quality=95)
+    r, g, b = load_square_thumbnail(str(path), 16)[8, 8].astype(int)
+    assert g > 200 and r < 60 and b < 60, (r, g, b)
+    untagged = tmp_path / f"plain.{fmt.lower()}"
+    Image.fromarray(np.full((80, 80, 3), (255, 0, 0), np.uint8)).save(untagged, format=fmt, quality=95)
+    assert load_square_thumbnail(str(untagged), 16)[8, 8, 0] > 240  # no profile: sRGB as stored
+
+
+def test_cmyk_jpeg_is_converted_to_rgb(tmp_path):
+    cmyk = np.zeros((64, 64, 4), np.uint8)
+    cmyk[:, :32, 0] = 255  # cyan ink on the left
+    cmyk[:, 32:, 1:3] = 255  # magenta + yellow inks on the right: red
+    Image.fromarray(cmyk, "CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    thumb = load_square_thumbnail(str(tmp_path / "cmyk.jpg"), 32).astype(int)
+    left, right = thumb[16, 4], thumb[16, 28]
+    assert left[0] < 40 and left[1] > 200 and left[2] > 200, left
+    assert right[0] > 200 and right[1] < 40 and right[2] < 40, right
+
+
+def corrupted(data, seed=1):
+    """A JPEG with 64 random bytes written over the middle of its scan data, as in the shared corpus."""
+    data = bytearray(data)
+    scan = data.index(b"\xff\xda")
+    middle = (scan + len(data)) // 2
+    data[middle : middle + 64] = np.random.default_rng(seed).integers(0, 256, 64, dtype=np.uint8).tobytes()
+    return bytes(data)
+
+
+def test_awkward_files_are_tiles_or_named_failures(tmp_path, demo_photos):
+    photo = np.asarray(Image.open(demo_photos[3]).convert("RGB"))
+    good = {
+        "grey.jpg": lambda p: Image.fromarray(photo[..., 1]).save(p),
+        "progressive.jpg": lambda p: Image.fromarray(photo).save(p, progressive=True),
+        "trailing.jpg": lambda p: p.write_bytes(demo_photos[3].read_bytes() + b"\0junk" * 200),
+        "animated.gif": lambda p: Image.fromarray(photo).save(p, save_all=True, append_images=[Image.new("RGB", photo.shape[1::-1])]),
+        "photo.webp": lambda p: Image.fromarray(photo).save(p),
+        "photo.tif": lambda p: Image.fromarray(photo).save(p, compression="tiff_lzw"),
+        "photo.bmp": lambda p: Image.fromarray(photo).save(p),
+        "rgb16.png": lambda p: p.write_bytes(_png16(photo)),
+        "grey_alpha.png": lambda p: Image.fromarray(photo[..., 0]).convert("LA").save(p),
+        "panorama.jpg": lambda p: Image.fromarray(np.tile(photo, (1, 8, 1))[:40]).save(p),
+    }
+    for name, make in good.items():
+        make(tmp_path / name)
+        thumb = load_square_thumbnail(str(tmp_path / name), 24, min_size=16)
+        assert thumb.shape == (24, 24, 3) and thumb.std() > 5, name  # a picture, not a flat fill
+    # The first frame of an animation, not the black second one.
+    assert load_square_thumbnail(str(tmp_path / "animated.gif"), 24).mean() > 20
+    Image.new("RGB", (1, 1), (9, 9, 9)).save(tmp_path / "tiny.jpg")
+    (tmp_path / "corrupt.jpg").write_bytes(corrupted(demo_photos[3].read_bytes()))
+    bad = {"tiny.jpg": "too-small", "corrupt.jpg": "corrupt"}
+    for name, reason in bad.items():
+        with pytest.raises(PhotoError) as info:
+            load_square_thumbnail(str(tmp_path / name), 24, min_size=16)
+        assert info.value.reason == reason, name
+
+
+def _png16(rgb8):
+    """A 48-bit RGB PNG (Pillow cannot write one), by hand with zlib."""
+    rgb16 = rgb8.astype(">u2") * 257
+    raw = b"".join(b"\0" + row.tobytes() for row in rgb16)
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    h, w = rgb8.shape[:2]
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_huge_jpeg_is_decoded_at_reduced_scale_and_the_pixel_limit_counts_the_decode(tmp_path):
+    Image.new("RGB", (12000, 9000), (200, 120, 40)).save(tmp_path / "huge.jpg", quality=80)
+    Image.new("RGB", (3000, 2000), (200, 120, 40)).save(tmp_path / "big.png")
+    # 108 MP declared, 1.7 MP decoded at 1/8 scale: under a 10 MP limit.
+    thumb = load_square_thumbnail(str(tmp_path / "huge.jpg"), 32, max_pixels=10_000_000)
+    np.testing.assert_allclose(thumb.reshape(-1, 3).mean(0), (200, 120, 40), atol=3)
+    with pytest.raises(PhotoError) as info:  # a PNG decodes whole: 6 MP
+        load_square_thumbnail(str(tmp_path / "big.png"), 32, max_pixels=5_000_000)
+    assert info.value.reason == "too-large"
+
+
+def test_huge_jpeg_peak_memory_stays_small(tmp_path):
+    Image.new("RGB", (12000, 9000), (10, 120, 240)).save(tmp_path / "huge.jpg", quality=80)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from this (big) forked process.
+    script = ("import re, sys; from pipeline import load_square_thumbnail; load_square_thumbnail(sys.argv[1], 64); "
+              "print(re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read())[1])")
+    peak_kib = int(subprocess.run([sys.executable, "-c", script, str(tmp_path / "huge.jpg")], check=True,
+                                  capture_output=True, text=True).stdout)
+    # A full decode alone would be 324 MB; the interpreter and libraries are ~100 MB.
+    assert peak_kib < 250 * 1024, peak_kib
