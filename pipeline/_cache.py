@@ -86,7 +86,9 @@ class TileCache:
     def create(cls, path: str | os.PathLike, tile_size: int, grid: int) -> "TileCache":
         """Create a new, empty cache file (refusing to overwrite one)."""
         try:
-            file = h5py.File(path, "w-")
+            # Freed file space is never reused: a writer killed mid-batch cannot have
+            # written new data over space that the file on disk still points to.
+            file = h5py.File(path, "w-", fs_strategy="none")
         except (FileExistsError, OSError) as exc:
             raise CacheError(f"cannot create cache {os.fspath(path)}: {exc}") from None
         file.attrs.update(
@@ -101,7 +103,7 @@ class TileCache:
         tiles.create_dataset("content_hash", shape=(0, 2), maxshape=(None, 2), dtype=np.uint64, chunks=(4096, 2))
         tiles.create_dataset(
             "thumbnails", shape=(0, s, s, 3), maxshape=(None, s, s, 3), dtype=np.uint8,
-            chunks=(max(1, 2**18 // (s * s * 3)), s, s, 3), compression="gzip", compression_opts=1,
+            chunks=(max(1, 2**18 // (s * s * 3)), s, s, 3),
         )
         for name, shape in (("mean_lab", (3,)), ("dominant_lab", (3,)), ("grid_lab", (grid, grid, 3))):
             tiles.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=np.float32, chunks=(4096, *shape))

@@ -78,7 +78,7 @@ def _compact(cache: TileCache, keep: np.ndarray) -> None:
     new_row = np.cumsum(keep) - 1
     temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.prune.partial")
     try:
-        with h5py.File(temporary, "w") as target:
+        with h5py.File(temporary, "w", fs_strategy="none") as target:
             target.attrs.update(dict(source.attrs))
             _copy_rows(source["tiles"], target.create_group("tiles"), keep)
             aliases = source["aliases"]

@@ -1,0 +1,189 @@
+"""Ingest speed against the JPEG decoder's floor, and ingest of a million files with bounded client memory.
+
+On the same photos in one run, images per second per core of:
+
+(a) naive: Pillow full decode, ``ImageOps.fit`` to the tile size, ``ImageStat`` mean;
+(b) the pipeline's per-photo work with all features: ``index_batch`` (read once, xxh3
+    hash, decode, orient, sRGB, crop, thumbnail, mean/dominant/grid CIELAB), one process;
+(c) the decode floor: ``Image.open`` + ``draft`` + ``load``, nothing else;
+(d) ``mosaic index`` through a LocalCluster of 2 single-threaded workers including the
+    HDF5 writes, per core (total rate / 2). Reported twice: the rate inside
+    ``index_library`` with the cluster already up, and the CLI's wall clock from
+    process start (Python imports and cluster start-up included), with the client's
+    peak RSS.
+
+(a), (b) and (c) run in one process on the same photos, in slices: each slice runs
+(c), (b), (a) back to back, and the printed rate is the median over slices, so that a
+noisy neighbour hurts all three alike. Files are read once beforehand (warm page cache).
+
+    python tests/benchmarks/bench_ingest.py --library /var/tmp/mosaic-corpus/pool [--tile-size 64]
+    python tests/benchmarks/bench_ingest.py --million /var/tmp/mosaic-million
+
+``--million DIR`` makes 1,000,000 small distinct JPEGs in 1,000 nested folders under DIR
+once (kept for the next run), then runs ``mosaic index`` over them and prints the
+throughput and the client's peak RSS (goal: under 2 GB).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, ImageStat
+
+from pipeline import index_batch
+from pipeline._scan import scan_library
+
+MOSAIC = [sys.executable, "-m", "pipeline"]
+
+
+def naive(path: str, size: int) -> None:
+    with Image.open(path) as image:
+        fitted = ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (size, size))
+        ImageStat.Stat(fitted).mean
+
+
+def floor(path: str, size: int) -> None:
+    with Image.open(path) as image:
+        image.draft("RGB", (size, size))
+        image.load()
+
+
+def rate(function, items, *args) -> float:
+    start = time.perf_counter()
+    function(items, *args)
+    return len(items) / (time.perf_counter() - start)
+
+
+def per_photo(files, size):
+    for entry in files:
+        (naive if per_photo.variant == "a" else floor)(entry.path, size)
+
+
+def pipeline_batches(files, size):
+    for i in range(0, len(files), 256):
+        index_batch(files[i : i + 256], size, 3)
+
+
+def single_process(library: str, size: int, slices: int) -> dict[str, float]:
+    files = list(scan_library(library))
+    for entry in files:  # warm the page cache: every variant reads from memory
+        Path(entry.path).read_bytes()
+    rates = {"a": [], "b": [], "c": []}
+    step = -(-len(files) // slices)
+    for k in range(slices):
+        part = files[k * step : (k + 1) * step]
+        per_photo.variant = "c"
+        rates["c"].append(rate(per_photo, part, size))
+        rates["b"].append(rate(pipeline_batches, part, size))
+        per_photo.variant = "a"
+        rates["a"].append(rate(per_photo, part, size))
+    print(f"{len(files)} files in {slices} slices; per-slice rates (images/s, one core):")
+    for name, values in rates.items():
+        print(f"  ({name}) " + " ".join(f"{v:.0f}" for v in values))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+_RUN_INSIDE = """
+import re, sys, time
+from distributed import Client, LocalCluster
+from pipeline import index_library
+library, cache, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:
+    start = time.perf_counter()
+    summary = index_library(library, cache, tile_size=size, client=client, progress=False)
+    seconds = time.perf_counter() - start
+hwm = re.search(r"VmHWM:\\s*(\\d+)", open("/proc/self/status").read())[1]
+print(summary.added + summary.aliases + sum(summary.failures.values()), seconds, int(hwm) * 1024)
+"""
+
+
+def through_cluster(library: str, size: int, folder: str) -> tuple[float, float, int]:
+    """(d): files/s with the cluster up, CLI wall files/s, client peak RSS of the CLI run."""
+    inside = subprocess.run([sys.executable, "-c", _RUN_INSIDE, library, os.path.join(folder, "inside.h5"), str(size)],
+                            check=True, capture_output=True, text=True).stdout.split()
+    files, seconds = int(inside[0]), float(inside[1])
+    wall, peak = run_cli_measured([*MOSAIC, "index", library, "--cache", os.path.join(folder, "cli.h5"), "--quiet",
+                                   "--workers", "2", "--threads", "1", "--tile-size", str(size), "--dashboard-address", ":0"])
+    return files / seconds, files / wall, peak
+
+
+def run_cli_measured(command: list[str]) -> tuple[float, int]:
+    """Wall seconds of ``command`` and its own (client) peak RSS, read from /proc as it runs."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while process.poll() is None:
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            peak = max(peak, int(re.search(r"VmHWM:\s*(\d+)", status)[1]) * 1024)
+        except (OSError, TypeError):
+            pass
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    out, err = process.communicate()
+    if process.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{err}")
+    print("  " + out.strip())
+    return wall, peak
+
+
+def make_million(root: Path, count: int = 1_000_000, per_folder: int = 1000) -> None:
+    """``count`` distinct 40x30 JPEGs, ``per_folder`` per folder, two levels deep; made once."""
+    marker = root / f".complete-{count}"
+    if marker.exists():
+        return
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    start = time.perf_counter()
+    for i in range(count):
+        folder = root / f"{i // (per_folder * 100):03d}" / f"{(i // per_folder) % 100:02d}"
+        if i % per_folder == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        pixels = base.copy()
+        pixels[0, :3] = (i & 255, (i >> 8) & 255, (i >> 16) & 255)  # every file distinct bytes
+        Image.fromarray(np.roll(pixels, i % 40, axis=1)).save(folder / f"{i:07d}.jpg", quality=85)
+        if i % 100_000 == 0 and i:
+            print(f"  made {i} files ({time.perf_counter() - start:.0f} s)", flush=True)
+    marker.touch()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--library", help="photo folder for (a)-(d), e.g. /var/tmp/mosaic-corpus/pool")
+    parser.add_argument("--tile-size", type=int, default=64)
+    parser.add_argument("--slices", type=int, default=5)
+    parser.add_argument("--million", metavar="DIR", help="make (once) and index 1,000,000 small JPEGs under DIR")
+    args = parser.parse_args()
+    if args.library:
+        medians = single_process(args.library, args.tile_size, args.slices)
+        with tempfile.TemporaryDirectory(dir="/var/tmp") as folder:
+            inside, wall, peak = through_cluster(args.library, args.tile_size, folder)
+        a, b, c = medians["a"], medians["b"], medians["c"]
+        print(f"\nimages/s/core at {args.tile_size} px (medians over slices for a-c):")
+        print(f"  (a) naive full decode + fit + ImageStat   {a:7.0f}   a/c {a / c:.2f}")
+        print(f"  (b) pipeline per-photo, all features      {b:7.0f}   b/c {b / c:.2f}  (goal >= 0.90)")
+        print(f"  (c) decode floor: draft + load            {c:7.0f}")
+        print(f"  (d) mosaic index, 2 workers, cluster up   {inside / 2:7.0f}   d/b {inside / 2 / b:.2f}  (goal >= 0.85)")
+        print(f"  (d') mosaic index CLI wall, start-up incl {wall / 2:7.0f}   d'/b {wall / 2 / b:.2f}; client peak RSS {peak / 2**20:.0f} MiB")
+    if args.million:
+        root = Path(args.million)
+        print(f"making 1,000,000 JPEGs under {root} (once)", flush=True)
+        make_million(root / "library")
+        cache = root / "million.h5"
+        if cache.exists():
+            cache.unlink()
+        wall, peak = run_cli_measured([*MOSAIC, "index", str(root / "library"), "--cache", str(cache), "--quiet"])
+        print(f"1,000,000 files: {wall:.0f} s wall, {1e6 / wall:.0f} files/s ({1e6 / wall / os.cpu_count():.0f} per core); "
+              f"client peak RSS {peak / 2**20:.0f} MiB (goal < 2048)")
+
+
+if __name__ == "__main__":
+    main()
