@@ -14,7 +14,17 @@ from distributed import Client, LocalCluster
 from ._config import config_get
 from ._errors import MosaicError
 
-__all__ = ["dask_client"]
+__all__ = ["dask_client", "WORKER_MALLOC"]
+
+# distributed sets MALLOC_TRIM_THRESHOLD_=65536 in every worker, and setting any malloc
+# threshold stops glibc from raising its mmap threshold: each ~1 MB numpy temporary is
+# then mmapped and unmapped, page faults and all, which made index's workers 25 % slower
+# than the same code in a plain process (tests/benchmarks/bench_ingest.py). Large
+# thresholds keep freed memory for reuse; workers hold at most 64 MiB of it.
+WORKER_MALLOC = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 64 * 2**20,
+    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 16 * 2**20,
+}
 
 
 @contextlib.contextmanager
@@ -81,7 +91,7 @@ def _connect_or_start(scheduler, scheduler_file, n_workers, threads_per_worker, 
         return
     # Photos are decoded by Pillow and features computed in numpy: one thread per
     # process avoids GIL contention. The nanny also sets OMP_NUM_THREADS=1 per worker.
-    with LocalCluster(
+    with dask.config.set(WORKER_MALLOC), LocalCluster(
         n_workers=n_workers or config_get("cluster.workers") or os.cpu_count() or 1,
         threads_per_worker=threads_per_worker or config_get("cluster.threads"),
         processes=True,

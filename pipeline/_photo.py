@@ -186,8 +186,30 @@ def _decode_fast_jpeg(data: bytes, min_side: int, max_pixels: int, min_size: int
     except ValueError as exc:
         message = str(exc)
         raise PhotoError("truncated" if "Premature end" in message else "corrupt", message) from None
+    if not _has_exif_or_profile(data):
+        return Image.fromarray(pixels), 1, None
     with Image.open(io.BytesIO(data)) as header:  # markers only: orientation and profile
         return Image.fromarray(pixels), _orientation(header), header.info.get("icc_profile")
+
+
+def _has_exif_or_profile(data: bytes) -> bool:
+    """Whether a JPEG has APP1 (EXIF) or APP2 (ICC) segments before its scan.
+
+    Walking the segment lengths costs a microsecond; asking Pillow for the header costs
+    ~80 us, 7 % of a reduced-scale decode, and most library photos have neither segment.
+    """
+    position = 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker in (0xE1, 0xE2):
+            return True
+        if marker == 0xDA:  # start of scan: no more metadata
+            return False
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return True  # malformed: let Pillow look
 
 
 def _decode_with_pillow(data: bytes, min_side: int, max_pixels: int, min_size: int) -> tuple[Image.Image, int, bytes | None]:

@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image, ImageOps, ImageStat
 
 from pipeline import index_batch
+from pipeline._photo import PHOTO_EXTENSIONS
 from pipeline._scan import scan_library
 
 MOSAIC = [sys.executable, "-m", "pipeline"]
@@ -62,9 +63,11 @@ def rate(function, items, *args) -> float:
     return len(items) / (time.perf_counter() - start)
 
 
-def per_photo(files, size):
-    for entry in files:
-        (naive if per_photo.variant == "a" else floor)(entry.path, size)
+def each(function):
+    def run(files, size):
+        for entry in files:
+            function(entry.path, size)
+    return run
 
 
 def pipeline_batches(files, size):
@@ -73,18 +76,16 @@ def pipeline_batches(files, size):
 
 
 def single_process(library: str, size: int, slices: int) -> dict[str, float]:
-    files = list(scan_library(library))
+    files = [f for f in scan_library(library) if os.path.splitext(f.path)[1].lower() in PHOTO_EXTENSIONS]
     for entry in files:  # warm the page cache: every variant reads from memory
         Path(entry.path).read_bytes()
     rates = {"a": [], "b": [], "c": []}
     step = -(-len(files) // slices)
     for k in range(slices):
         part = files[k * step : (k + 1) * step]
-        per_photo.variant = "c"
-        rates["c"].append(rate(per_photo, part, size))
+        rates["c"].append(rate(each(floor), part, size))
         rates["b"].append(rate(pipeline_batches, part, size))
-        per_photo.variant = "a"
-        rates["a"].append(rate(per_photo, part, size))
+        rates["a"].append(rate(each(naive), part, size))
     print(f"{len(files)} files in {slices} slices; per-slice rates (images/s, one core):")
     for name, values in rates.items():
         print(f"  ({name}) " + " ".join(f"{v:.0f}" for v in values))
@@ -93,10 +94,9 @@ def single_process(library: str, size: int, slices: int) -> dict[str, float]:
 
 _RUN_INSIDE = """
 import re, sys, time
-from distributed import Client, LocalCluster
-from pipeline import index_library
+from pipeline import dask_client, index_library
 library, cache, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:
+with dask_client(n_workers=2, threads_per_worker=1, dashboard_address=":0", announce=False) as client:  # mosaic's LocalCluster
     start = time.perf_counter()
     summary = index_library(library, cache, tile_size=size, client=client, progress=False)
     seconds = time.perf_counter() - start
