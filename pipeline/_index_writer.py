@@ -64,6 +64,7 @@ class CacheWriter:
         for row in range(len(hashes) - 1, -1, -1):  # the first row of equal contents wins
             self._row_of_hash[hashes[row].tobytes()] = row
         self.counts = WriteCounts()
+        self._aliases_of_row: dict[int, list[str]] | None = None
 
     def is_current(self, entry: FileEntry) -> bool:
         """Whether the cache already holds this file at this size and mtime."""
@@ -118,10 +119,14 @@ class CacheWriter:
         old = self.cache.file["tiles/content_hash"][row].tobytes()
         if self._row_of_hash.get(old) == row:
             del self._row_of_hash[old]
-        stale = [(path, r) for path, r in self.known.items() if r.kind == "alias" and r.tile_row == row]
-        for path, _ in stale:
-            del self.known[path]
-        return [r for _, r in stale]
+        if self._aliases_of_row is None:  # built on the first change of a tile: most runs never need it
+            self._aliases_of_row = {}
+            for path, record in self.known.items():
+                if record.kind == "alias":
+                    self._aliases_of_row.setdefault(record.tile_row, []).append(path)
+        stale = [self.known.pop(path) for path in self._aliases_of_row.pop(row, [])
+                 if path in self.known and self.known[path].kind == "alias" and self.known[path].tile_row == row]
+        return stale
 
     def _commit_batch(self, batch, appends, replaces, aliases, failures, drops) -> None:
         cache = self.cache
@@ -151,6 +156,8 @@ class CacheWriter:
                                   [e.mtime_ns for e, _ in aliases], [row for _, row in aliases])
         for k, (entry, row) in enumerate(aliases):
             self.known[entry.path] = FileRecord(entry.size, entry.mtime_ns, "alias", start + k, row)
+            if self._aliases_of_row is not None:
+                self._aliases_of_row.setdefault(row, []).append(entry.path)
         self.counts.aliases += len(aliases)
 
     def _append_failures(self, failures: list[tuple[FileEntry, str, str, int]]) -> None:

@@ -11,8 +11,8 @@ import math
 import os
 import socket
 import time
-from dataclasses import dataclass, field
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -264,16 +264,19 @@ def _run_batches(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCa
     bar = Progress("index", 0, "files", enabled=progress)
     bar.growing = True
     in_flight = as_completed(with_results=True)
-    limit = 2 * threads + 2
-    for files in itertools.chain(batches, [None]):
-        if files is None:
-            bar.growing = False
-        else:
-            in_flight.add(dask.submit(index_batch, files, cache.tile_size, cache.grid, pure=False, **options))
-            bar.total += len(files)
-        while in_flight.count() >= (limit if files is not None else 1):
-            future, batch = next(in_flight)
-            writer.write(batch)
-            bar.update(len(batch.tiles) + len(batch.failures) + batch.ignored)
-            future.release()
+
+    def write_one() -> None:
+        future, batch = next(in_flight)
+        writer.write(batch)
+        bar.update(len(batch.tiles) + len(batch.failures) + batch.ignored)
+        future.release()
+
+    for files in batches:
+        in_flight.add(dask.submit(index_batch, files, cache.tile_size, cache.grid, pure=False, **options))
+        bar.total += len(files)
+        while in_flight.count() >= 2 * threads + 2:  # enough queued that no worker waits on the client
+            write_one()
+    bar.growing = False
+    while in_flight.count():
+        write_one()
     bar.close()

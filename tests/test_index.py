@@ -173,3 +173,22 @@ def test_unreadable_files_folders_and_link_loops_are_skipped_with_a_reason(tmp_p
     assert out.returncode == 0, out.stderr
     lines = set(out.stdout.splitlines())
     assert lines == {"scan locked unreadable", "scan dangling.jpg missing", "file secret.jpg unreadable", "tile fine.jpg"}
+
+
+def test_when_a_tile_changes_its_aliases_are_indexed_anew(small_library, tmp_path, client, demo_photos):
+    cache_path = tmp_path / "tiles.h5"
+    original = sorted((small_library / "album1").glob("*.jpg"))[0]
+    copy = small_library / "album2" / "same-bytes.jpg"
+    shutil.copy(original, copy)
+    index_library(small_library, cache_path, client=client, progress=False)
+    shutil.copy(demo_photos[-1], original)  # the tile's file now shows another photo
+    second = index_library(small_library, cache_path, client=client, progress=False)
+    assert second.replaced == 1
+    with TileCache.open(cache_path) as cache:
+        assert cache.aliases() == []  # the copy no longer has the bytes of any tile
+    third = index_library(small_library, cache_path, client=client, progress=False)
+    assert third.added == 1
+    with TileCache.open(cache_path) as cache:
+        paths = cache.paths()
+        np.testing.assert_array_equal(cache.thumbnails([paths.index(str(copy))])[0], load_square_thumbnail(str(copy), 64))
+        np.testing.assert_array_equal(cache.thumbnails([paths.index(str(original))])[0], load_square_thumbnail(str(original), 64))
