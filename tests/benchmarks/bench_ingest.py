@@ -140,20 +140,24 @@ def run_cli_measured(command: list[str]) -> tuple[float, int]:
 
 
 def make_million(root: Path, count: int = 1_000_000, per_folder: int = 1000) -> None:
-    """``count`` distinct 40x30 JPEGs, ``per_folder`` per folder, two levels deep; made once."""
-    marker = root / f".complete-{count}"
+    """``count`` distinct 64x48 JPEGs, ``per_folder`` per folder, two levels deep; made once."""
+    marker = root / f".complete-{count}-v2"
     if marker.exists():
         return
     rng = np.random.default_rng(0)
-    base = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    base = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     start = time.perf_counter()
     for i in range(count):
         folder = root / f"{i // (per_folder * 100):03d}" / f"{(i // per_folder) % 100:02d}"
         if i % per_folder == 0:
             folder.mkdir(parents=True, exist_ok=True)
-        pixels = base.copy()
-        pixels[0, :3] = (i & 255, (i >> 8) & 255, (i >> 16) & 255)  # every file distinct bytes
-        Image.fromarray(np.roll(pixels, i % 40, axis=1)).save(folder / f"{i:07d}.jpg", quality=85)
+        pixels = np.roll(base, i % 64, axis=1)
+        # i in base 16 as five 16x16 grey blocks 16 levels apart: JPEG quantisation cannot
+        # merge two of them, so every file has distinct bytes (no aliases).
+        for k in range(5):
+            row, col = divmod(k, 4)
+            pixels[16 * row : 16 * row + 16, 16 * col : 16 * col + 16] = (i >> (4 * k) & 15) * 16 + 8
+        Image.fromarray(pixels).save(folder / f"{i:07d}.jpg", quality=85)
         if i % 100_000 == 0 and i:
             print(f"  made {i} files ({time.perf_counter() - start:.0f} s)", flush=True)
     marker.touch()
