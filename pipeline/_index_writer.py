@@ -17,7 +17,9 @@ from ._cache import FileRecord, TileCache
 from ._features import TileFeatures
 from ._scan import FileEntry, ScanProblem
 
-__all__ = ["IndexedBatch", "CacheWriter", "WriteCounts"]
+__all__ = ["IndexedBatch", "CacheWriter", "WriteCounts", "POLICY_REASONS"]
+
+POLICY_REASONS = frozenset({"too-small", "too-large"})
 
 
 class IndexedBatch(NamedTuple):
@@ -65,11 +67,16 @@ class CacheWriter:
             self._row_of_hash[hashes[row].tobytes()] = row
         self.counts = WriteCounts()
         self._aliases_of_row: dict[int, list[str]] | None = None
+        # Skips that depend on --min-size or --max-pixels are looked at again by every run,
+        # so that changing the policy takes effect on unchanged files.
+        self._policy_skips = {path for path, reason, _ in cache.failures() if reason in POLICY_REASONS}
 
     def is_current(self, entry: FileEntry) -> bool:
         """Whether the cache already holds this file at this size and mtime."""
         record = self.known.get(entry.path)
-        return record is not None and (record.size, record.mtime_ns) == (entry.size, entry.mtime_ns)
+        if record is None or entry.path in self._policy_skips:
+            return False
+        return (record.size, record.mtime_ns) == (entry.size, entry.mtime_ns)
 
     def record_problems(self, problems: list[ScanProblem]) -> None:
         """Record what the scan could not read (folders, vanished entries) as failures."""
@@ -84,6 +91,7 @@ class CacheWriter:
         for i, entry in enumerate(batch.tiles):
             if self.is_current(entry):
                 continue  # already written in this run
+            self._policy_skips.discard(entry.path)
             previous = self.known.get(entry.path)
             digest = batch.content_hashes[i].tobytes()
             own_row = _own_tile(previous)
@@ -106,6 +114,7 @@ class CacheWriter:
         for entry, reason, detail in batch.failures:
             if self.is_current(entry):
                 continue
+            self._policy_skips.discard(entry.path)
             previous = self.known.get(entry.path)
             if previous is not None and previous.kind != "tile":
                 drops.append(previous)

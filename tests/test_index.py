@@ -192,3 +192,18 @@ def test_when_a_tile_changes_its_aliases_are_indexed_anew(small_library, tmp_pat
         paths = cache.paths()
         np.testing.assert_array_equal(cache.thumbnails([paths.index(str(copy))])[0], load_square_thumbnail(str(copy), 64))
         np.testing.assert_array_equal(cache.thumbnails([paths.index(str(original))])[0], load_square_thumbnail(str(original), 64))
+
+
+def test_a_lower_min_size_takes_effect_on_unchanged_files(tmp_path, client, demo_photos):
+    library = tmp_path / "lib"
+    library.mkdir()
+    shutil.copy(demo_photos[0], library / "photo.jpg")
+    Image.fromarray(np.full((20, 300, 3), 90, np.uint8)).save(library / "strip.jpg")
+    first = index_library(library, tmp_path / "c.h5", client=client, progress=False, min_size=32)
+    assert dict(first.failures) == {"too-small": 1} and first.added == 1
+    again = index_library(library, tmp_path / "c.h5", client=client, progress=False, min_size=32)
+    assert dict(again.failures) == {"too-small": 1} and again.added == 0  # looked at again, same verdict
+    lower = index_library(library, tmp_path / "c.h5", client=client, progress=False, min_size=16)
+    assert lower.added == 1 and not lower.failures
+    with TileCache.open(tmp_path / "c.h5") as cache:
+        assert len(cache) == 2 and cache.failures() == []
