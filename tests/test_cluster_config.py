@@ -27,13 +27,15 @@ def config_files():
 
 
 def unknown_keys(config, defaults, prefix=""):
-    """Keys of ``config`` that dask's defaults do not have (free-form mappings, empty by default, take anything)."""
+    """Keys of ``config`` that dask's defaults do not have (free-form mappings, empty by default or of
+    environment variables, take anything)."""
     missing = []
     for key, value in config.items():
         canonical = key.replace("_", "-") if key not in defaults else key
         if canonical not in defaults:
             missing.append(prefix + key)
-        elif isinstance(value, dict) and isinstance(defaults[canonical], dict) and defaults[canonical]:
+        elif isinstance(value, dict) and isinstance(defaults[canonical], dict) and defaults[canonical] \
+                and not canonical.endswith("environ"):  # environment variables: any name is valid
             missing += unknown_keys(value, defaults[canonical], prefix + key + ".")
     return missing
 
