@@ -225,13 +225,23 @@ class TileCache:
         """xxh3-128 of each tile's file bytes, as (N, 2) uint64."""
         return self.file["tiles/content_hash"][: len(self)]
 
+    def live_rows(self, group_name: str) -> np.ndarray:
+        """Which committed rows of ``tiles``, ``aliases`` or ``failures`` are not retired (bool)."""
+        group = self.file[group_name]
+        n = group["path"].shape[0]
+        if group_name == "aliases":
+            return group["tile"][:n] >= 0
+        if group_name == "failures":
+            return np.asarray(group["reason"].asstr()[:n], dtype=object) != ""
+        return np.ones(n, bool)
+
     def failures(self) -> list[tuple[str, str, str]]:
         """``(path, reason, detail)`` of every file that currently fails."""
         group = self.file["failures"]
         n = group["path"].shape[0]
         reasons = group["reason"].asstr()[:n]
         details = group["detail"].asstr()[:n]
-        return [row for row in zip(_decode(group["path"][:n]), reasons, details) if row[1]]
+        return [row for row in zip(_decode(group["path"][:n]), reasons, details) if row[1]]  # "" is retired
 
     def aliases(self) -> list[tuple[str, int]]:
         """``(path, tile row)`` of every path whose bytes equal those of a tile indexed under another path."""
@@ -253,16 +263,18 @@ class TileCache:
             group = self.file[group_name]
             n = group["path"].shape[0]
             sizes, mtimes = group["size"][:n], group["mtime_ns"][:n]
-            alias_tiles = group["tile"][:n] if kind == "alias" else None
-            live = alias_tiles >= 0 if kind == "alias" else (
-                np.asarray(group["reason"].asstr()[:n], dtype=object) != "" if kind == "failure" else np.ones(n, bool))
+            live = self.live_rows(group_name)
+            shown = group["tile"][:n] if kind == "alias" else None
             for i, path in enumerate(_decode(group["path"][:n])):
-                if live[i]:
-                    if kind == "alias":
-                        tile_row = int(alias_tiles[i])
-                    else:
-                        tile_row = i if kind == "tile" else (known[path].tile_row if path in known else -1)
-                    known[path] = FileRecord(int(sizes[i]), int(mtimes[i]), kind, i, tile_row)
+                if not live[i]:
+                    continue
+                if kind == "tile":
+                    tile_row = i
+                elif kind == "alias":
+                    tile_row = int(shown[i])
+                else:  # a failure keeps the row of the path's own tile, if it had one
+                    tile_row = known[path].tile_row if path in known else -1
+                known[path] = FileRecord(int(sizes[i]), int(mtimes[i]), kind, i, tile_row)
         return known
 
     # -- writing -----------------------------------------------------------------

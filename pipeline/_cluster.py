@@ -14,7 +14,7 @@ from distributed import Client, LocalCluster
 from ._config import config_get
 from ._errors import MosaicError
 
-__all__ = ["dask_client", "WORKER_MALLOC"]
+__all__ = ["dask_client"]
 
 # distributed sets MALLOC_TRIM_THRESHOLD_=65536 in every worker, and setting any malloc
 # threshold stops glibc from raising its mmap threshold: each ~1 MB numpy temporary is

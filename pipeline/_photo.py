@@ -214,11 +214,9 @@ def _has_exif_or_profile(data: bytes) -> bool:
 
 def _decode_with_pillow(data: bytes, min_side: int, max_pixels: int, min_size: int) -> tuple[Image.Image, int, bytes | None]:
     with Image.open(io.BytesIO(data)) as image:
-        scale = 1
-        if image.format == "JPEG":
-            scale = _jpeg_scale(*image.size, min_side)
+        scale = _jpeg_scale(*image.size, min_side) if image.format == "JPEG" else 1
         _check_pixels(*image.size, scale, max_pixels, min_size)
-        if image.format == "JPEG":
+        if scale > 1:
             # DCT-domain downscaling: decodes a 24 MP photo at 1/8 the cost.
             image.draft(image.mode, (min_side, min_side))
         image.load()
@@ -242,8 +240,6 @@ def _decode_upright_srgb(data: bytes, min_side: int, max_pixels: int, min_size: 
             if orientation in _UPRIGHT:
                 image = image.transpose(_UPRIGHT[orientation])
             return image, icc
-    except PhotoError:
-        raise
     except UnidentifiedImageError:
         raise PhotoError("not-an-image", f"{len(data)} bytes, no known image format") from None
     except Image.DecompressionBombError as exc:

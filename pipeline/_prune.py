@@ -82,13 +82,11 @@ def _compact(cache: TileCache, keep: np.ndarray) -> None:
             target.attrs.update(dict(source.attrs))
             _copy_rows(source["tiles"], target.create_group("tiles"), keep)
             aliases = source["aliases"]
-            tile = aliases["tile"][: aliases["path"].shape[0]]
-            live_alias = tile >= 0
+            live_alias = cache.live_rows("aliases")
+            tile = aliases["tile"][: len(live_alias)]
             live_alias[live_alias] = keep[tile[live_alias]]
             _copy_rows(aliases, target.create_group("aliases"), live_alias, remap={"tile": new_row})
-            failures = source["failures"]
-            live_failure = np.asarray(failures["reason"].asstr()[: failures["path"].shape[0]], dtype=object) != ""
-            _copy_rows(failures, target.create_group("failures"), live_failure)
+            _copy_rows(source["failures"], target.create_group("failures"), cache.live_rows("failures"))
         source.close()
         os.replace(temporary, path)
     except BaseException:
