@@ -62,7 +62,10 @@ def _nearest_partitioned(
             bar.update(len(cells))
         return result
     n_chunks = max(1, min(4 * sum(client.nthreads().values()), math.ceil(len(cells) / 2048)))
-    [tiles_future] = client.scatter([tiles], broadcast=True)
+    # hash=False: a fresh key per call. With content-hashed keys, a second match over the
+    # same tiles reuses the key while the first call's release of it is still in flight,
+    # and the scheduler cancels the new tasks (FutureCancelledError, seen in test_match).
+    [tiles_future] = client.scatter([tiles], broadcast=True, hash=False)
     # Each task builds its own KD-tree: pykdtree trees cannot be pickled.
     chunks = np.array_split(cells, n_chunks)
     futures = client.map(nearest_tiles, chunks, tiles=tiles_future, k=k, pure=False)
