@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["srgb_to_lab"]
+__all__ = ["srgb_to_lab", "srgb_to_lab_f", "lab_from_f"]
 
 # sRGB primaries to CIE XYZ (IEC 61966-2-1), rows scaled by the D65 white point so
 # that the result is XYZ / white directly.
@@ -45,23 +45,49 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     lab : ndarray of float32, shape (..., 3)
         L* in 0..100, a* and b* roughly in -128..127.
     """
+    return lab_from_f(srgb_to_lab_f(rgb))
+
+
+def srgb_to_lab_f(rgb: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    """The CIELAB companding ``f(X/Xn), f(Y/Yn), f(Z/Zn)`` of sRGB colours.
+
+    Lab is an affine map of these (:func:`lab_from_f`), so a mean of Lab values is the
+    map of the mean of f: callers that average (colour features) average f and map the
+    few means, sparing a matrix product per pixel.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3)
+        uint8 sRGB values in 0..255, or floats in 0..1.
+    out : ndarray of float32, shape (..., 3), optional
+        Where to write the result (a caller converting many batches reuses one buffer).
+
+    Returns
+    -------
+    ndarray of float32, shape (..., 3)
+    """
     rgb = np.asarray(rgb)
     if rgb.shape[-1] != 3:
         raise ValueError(f"expected a last axis of length 3, got shape {rgb.shape}")
     if rgb.dtype == np.uint8:
-        linear = _SRGB_TO_LINEAR[rgb]
+        linear = np.take(_SRGB_TO_LINEAR, rgb, mode="clip")  # 'clip': no bounds check, uint8 is in range
     else:
         c = np.clip(rgb.astype(np.float32), 0.0, 1.0)
         linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
     xyz = linear @ _RGB_TO_XYZ_WHITE.T
-    f = np.cbrt(xyz)
+    f = np.cbrt(xyz, out=linear if out is None else out)
     # The linear toe applies to very dark values only: patch those few in place
     # rather than evaluate both branches for every pixel (np.where is 5x slower here).
     dark = xyz <= _EPSILON
     if dark.any():
         f[dark] = (_KAPPA * xyz[dark] + 16.0) / 116.0
+    return f
+
+
+def lab_from_f(f: np.ndarray) -> np.ndarray:
+    """CIELAB from :func:`srgb_to_lab_f`'s values (or from their means): an affine map."""
     # L = 116 fy - 16, a = 500 (fx - fy), b = 200 (fy - fz) as one small matrix product:
     # three strided channel writes cost twice as much.
-    lab = f @ _F_TO_LAB.T
+    lab = np.matmul(f, _F_TO_LAB.T.astype(f.dtype))
     lab[..., 0] -= 16.0
     return lab

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._color import srgb_to_lab
+from ._color import lab_from_f, srgb_to_lab_f
 
 __all__ = ["TileFeatures", "compute_features", "DOMINANT_BINS_PER_CHANNEL"]
 
@@ -37,31 +37,30 @@ def _block_edges(size: int, grid: int) -> np.ndarray:
     return np.linspace(0, size, grid + 1).astype(np.intp)[:-1]
 
 
-def _block_sums(lab: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-block Lab sums (N, grid, grid, 3) in float64, and each block's pixel count."""
-    n, h, w, _ = lab.shape
+def _block_sums(f: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-block sums (N, grid, grid, 3) in float64, and each block's pixel count."""
+    n, h, w, _ = f.shape
     rows, cols = _block_edges(h, grid), _block_edges(w, grid)
-    sums = np.add.reduceat(np.add.reduceat(lab, rows, axis=1, dtype=np.float64), cols, axis=2)
+    sums = np.add.reduceat(np.add.reduceat(f, rows, axis=1, dtype=np.float64), cols, axis=2)
     heights = np.diff(np.append(rows, h))
     widths = np.diff(np.append(cols, w))
     return sums, heights[:, None] * widths[None, :]
 
 
-def _dominant(rgb: np.ndarray, lab: np.ndarray) -> np.ndarray:
+def _dominant_f(rgb: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Mean f (cube-root space) of each patch's pixels in its fullest 8x8x8 sRGB bin."""
     n = rgb.shape[0]
-    pixels = rgb.reshape(n, -1, 3) >> _BIN_SHIFT
     nbins = DOMINANT_BINS_PER_CHANNEL**3
-    bins = (pixels[..., 0].astype(np.int32) << 6) | (pixels[..., 1] << 3) | pixels[..., 2]
-    bins += (np.arange(n, dtype=np.int32) * nbins)[:, None]
-    counts = np.bincount(bins.ravel(), minlength=n * nbins).reshape(n, nbins)
+    levels = rgb.reshape(n, -1, 3) >> _BIN_SHIFT
+    bins = (levels[..., 0].astype(np.int32) << 6) | (levels[..., 1].astype(np.int32) << 3) | levels[..., 2]
+    counts = np.bincount((bins + (np.arange(n, dtype=np.int32) * nbins)[:, None]).ravel(), minlength=n * nbins)
+    counts = counts.reshape(n, nbins)
     fullest = counts.argmax(axis=1)
-    # Sum Lab per (patch, bin) with weighted bincounts, then keep only the fullest bin:
-    # one pass over the pixels per channel instead of a mask times every pixel.
-    flat_bins = bins.ravel()
-    lab_flat = lab.reshape(-1, 3)
-    picked = fullest + np.arange(n) * nbins
-    sums = np.stack([np.bincount(flat_bins, weights=lab_flat[:, c], minlength=n * nbins)[picked] for c in range(3)], axis=1)
-    return (sums / counts[np.arange(n), fullest][:, None]).astype(np.float32)
+    # The fullest bin's pixels as 0/1 weights, one float32 matrix product per patch
+    # (BLAS): 2.5x faster than weighted bincounts, which copy each channel to float64.
+    in_fullest = (bins == fullest[:, None]).astype(np.float32)
+    sums = np.matmul(in_fullest[:, None, :], f.reshape(n, -1, 3))[:, 0]
+    return sums.astype(np.float64) / counts[np.arange(n), fullest][:, None]
 
 
 def compute_features(patches: np.ndarray, grid: int = 3) -> TileFeatures:
@@ -85,17 +84,22 @@ def compute_features(patches: np.ndarray, grid: int = 3) -> TileFeatures:
         raise ValueError(f"expected uint8 patches of shape (N, H, W, 3), got {patches.dtype} {patches.shape}")
     if min(patches.shape[1:3]) < grid:
         raise ValueError(f"patches of {patches.shape[1]}x{patches.shape[2]} px are smaller than a {grid}x{grid} grid")
-    chunk = max(1, _CHUNK_PIXELS // (patches.shape[1] * patches.shape[2]))
-    if len(patches) > chunk:
-        # The float temporaries of ~128k pixels stay in cache: 1.3x faster than one big pass.
-        parts = [compute_features(patches[i : i + chunk], grid) for i in range(0, len(patches), chunk)]
-        return TileFeatures(*(np.concatenate(column) for column in zip(*parts)))
-    lab = srgb_to_lab(patches)
-    block_sums, block_counts = _block_sums(lab, grid)
-    # The mean is the blocks' sums pooled: no second pass over the pixels.
-    mean = block_sums.sum(axis=(1, 2)) / block_counts.sum()
-    return TileFeatures(
-        mean_lab=mean.astype(np.float32),
-        dominant_lab=_dominant(patches, lab),
-        grid_lab=(block_sums / block_counts[None, :, :, None]).astype(np.float32),
-    )
+    n, height, width, _ = patches.shape
+    # Every feature is a mean of Lab, an affine map of CIELAB's f values: average f over
+    # the pixels, then map the few means (no per-pixel Lab array at all).
+    mean_f = np.empty((n, 3))
+    dominant_f = np.empty((n, 3))
+    grid_f = np.empty((n, grid, grid, 3))
+    # Chunks of ~128k pixels keep the float temporaries in cache, and one buffer reused
+    # for every chunk spares the page faults of a fresh large array each time.
+    chunk = max(1, _CHUNK_PIXELS // (height * width))
+    f_buffer = np.empty((min(n, chunk), height, width, 3), np.float32)
+    for start in range(0, n, chunk):
+        part = patches[start : start + chunk]
+        f = srgb_to_lab_f(part, out=f_buffer[: len(part)])
+        block_sums, block_counts = _block_sums(f, grid)
+        # The mean is the blocks' sums pooled: no second pass over the pixels.
+        mean_f[start : start + chunk] = block_sums.sum(axis=(1, 2)) / block_counts.sum()
+        grid_f[start : start + chunk] = block_sums / block_counts[None, :, :, None]
+        dominant_f[start : start + chunk] = _dominant_f(part, f)
+    return TileFeatures(*(lab_from_f(values).astype(np.float32) for values in (mean_f, dominant_f, grid_f)))
