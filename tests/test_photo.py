@@ -60,12 +60,28 @@ STORED = {
 }
 
 
+@pytest.mark.parametrize("byte_order", ["<", ">"])  # "II" (most cameras) and "MM" EXIF
 @pytest.mark.parametrize("orientation", sorted(STORED))
-def test_exif_orientation_shows_the_photo_upright(tmp_path, orientation):
+def test_exif_orientation_shows_the_photo_upright(tmp_path, orientation, byte_order):
     stored = Image.fromarray(np.ascontiguousarray(STORED[orientation](quadrants())))
     exif = Image.Exif()
+    exif.endian = byte_order
+    exif[0x010F] = "camera maker"  # another tag before the orientation in the IFD
     exif[0x0112] = orientation
-    stored.save(tmp_path / "photo.jpg", quality=95, exif=exif)
+    stored.save(tmp_path / "photo.jpg", quality=95, exif=exif.tobytes())
+    assert (tmp_path / "photo.jpg").read_bytes()[:64].count(b"II*\0" if byte_order == "<" else b"MM\0*") == 1
+    thumb = load_square_thumbnail(str(tmp_path / "photo.jpg"), 32)
+    for got, want in zip(quadrant_means(thumb), (RED, GREEN, BLUE, WHITE)):
+        np.testing.assert_allclose(got, want, atol=25)
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_orientation_given_only_in_xmp_is_applied(tmp_path, orientation):
+    # Some editors write the orientation as XMP, not EXIF; viewers (and Pillow) honour it.
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="%d"/></rdf:RDF></x:xmpmeta>' % orientation)
+    stored = Image.fromarray(np.ascontiguousarray(STORED[orientation](quadrants())))
+    stored.save(tmp_path / "photo.jpg", quality=95, xmp=xmp)
     thumb = load_square_thumbnail(str(tmp_path / "photo.jpg"), 32)
     for got, want in zip(quadrant_means(thumb), (RED, GREEN, BLUE, WHITE)):
         np.testing.assert_allclose(got, want, atol=25)
@@ -165,6 +181,21 @@ def test_embedded_icc_profile_is_honoured(tmp_path, fmt):
     untagged = tmp_path / f"plain.{fmt.lower()}"
     Image.fromarray(np.full((80, 80, 3), (255, 0, 0), np.uint8)).save(untagged, format=fmt, quality=95)
     assert load_square_thumbnail(str(untagged), 16)[8, 8, 0] > 240  # no profile: sRGB as stored
+
+
+def test_icc_profile_split_over_several_segments_is_honoured(tmp_path):
+    # A JPEG segment holds at most 64 KB, so bigger profiles come in numbered chunks.
+    red, green, blue = SRGB_PRIMARIES_D50
+    swapped = rgb_profile([green, red, blue])
+    padded = struct.pack(">I", len(swapped) + 140_000) + swapped[4:] + b"\0" * 140_000
+    path = tmp_path / "big_profile.jpg"
+    Image.fromarray(np.full((80, 80, 3), (255, 0, 0), np.uint8)).save(path, icc_profile=padded, quality=95)
+    assert path.read_bytes().count(b"ICC_PROFILE\0") == 3
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    Image.open(path).save(path, icc_profile=padded, exif=exif, quality=95)  # and an orientation beside it
+    r, g, b = load_square_thumbnail(str(path), 16)[8, 8].astype(int)
+    assert g > 200 and r < 60 and b < 60, (r, g, b)
 
 
 def test_cmyk_jpeg_is_converted_to_rgb(tmp_path):
