@@ -110,14 +110,15 @@ def index_batch(files: Sequence[FileEntry], tile_size: int, grid: int, *, min_si
         Every file is a tile, a failure with its reason, or counted as not an image.
     """
     max_pixels = max_pixels or config_get("index.max-pixels")
-    tiles, thumbnails, digests, failures, ignored = [], [], [], [], 0
+    tiles, digests, failures, ignored = [], [], [], 0
+    thumbnails = np.empty((len(files), tile_size, tile_size, 3), np.uint8)  # filled in place: no stacking copy
     for entry in files:
         if not _looks_like_photo(entry.path):
             ignored += 1
             continue
         try:
             data = read_photo(entry.path)
-            thumbnails.append(decode_square_thumbnail(data, tile_size, max_pixels=max_pixels, min_size=min_size))
+            thumbnails[len(tiles)] = decode_square_thumbnail(data, tile_size, max_pixels=max_pixels, min_size=min_size)
             digests.append(xxhash.xxh3_128_digest(data))
             tiles.append(entry)
         except PhotoError as exc:
@@ -127,10 +128,10 @@ def index_batch(files: Sequence[FileEntry], tile_size: int, grid: int, *, min_si
             failures.append((entry, exc.reason, detail))
         except Exception as exc:  # one odd file must never end a run over millions
             failures.append((entry, "error", f"{type(exc).__name__}: {exc}"))
-    stacked = np.stack(thumbnails) if thumbnails else np.empty((0, tile_size, tile_size, 3), np.uint8)
-    features = compute_features(stacked, grid) if thumbnails else None
+    thumbnails = thumbnails[: len(tiles)]
+    features = compute_features(thumbnails, grid) if tiles else None
     hashes = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2).astype(np.uint64)
-    return IndexedBatch(tiles, stacked, features, hashes, failures, ignored)
+    return IndexedBatch(tiles, thumbnails, features, hashes, failures, ignored)
 
 
 def _open_or_create(cache_path: str, tile_size: int | None, grid: int | None) -> TileCache:
