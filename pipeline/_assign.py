@@ -12,8 +12,7 @@ We solve it by **column generation on a sparse graph**, which is exact:
    exact transport between colour clusters of cells and tiles (``ot.emd`` on a few
    hundred clusters), so the first graph already reaches across the colour space
    the way the optimum will; a greedy assignment's edges make it feasible.
-2. Solve the assignment exactly on the graph (sparse Jonker-Volgenant: scipy's
-   LAPJVsp, or ``lap.lapmod`` when the graph is square or nearly so).
+2. Solve the assignment exactly on the graph, as a min-cost flow (OR-tools).
 3. Recover the tiles' dual prices from that matching by shortest paths in its
    residual graph (vectorised Bellman-Ford): a full tile's price is what it costs
    to push one of its cells elsewhere.
@@ -32,11 +31,9 @@ from __future__ import annotations
 import time
 from typing import Callable, NamedTuple
 
-import lap
 import numpy as np
+from ortools.graph.python import min_cost_flow
 from pykdtree.kdtree import KDTree
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from ._scoring import PairCost, euclidean_cost
 
@@ -46,8 +43,8 @@ _PRICE_LEVELS = 8  # KD-trees over full tiles, one per band of price
 _TOLERANCE = 1e-4
 _STALL = 2e-4  # a round that gains less than this fraction of the cost ends the search
 _DEEP_K = 512  # deepest search per price group when proving optimality
-_DUMMY_EDGES = 20_000_000  # largest dense block of dummy rows for lapmod
-_SLOT_EDGES = 8_000_000  # slot edges the first graph may hold
+_COST_SCALE = 2.0**20  # the flow solver's costs are integers: 2^-20 colour-difference units, exact in float64
+_FIRST_EDGES = 8_000_000  # edges the first graph may hold
 
 
 class CapacitatedAssignment(NamedTuple):
@@ -76,7 +73,9 @@ class _Graph:
         codes = cells.astype(np.int64) * self.n_tiles + tiles
         codes = np.setdiff1d(np.unique(codes), self.codes, assume_unique=True)
         if codes.size:
-            new_costs = cost(codes // self.n_tiles, codes % self.n_tiles)
+            # Costs on the solver's integer grid: the matching is then exactly optimal for the costs
+            # the prices are computed from, so their shortest paths never meet a negative cycle.
+            new_costs = np.rint(cost(codes // self.n_tiles, codes % self.n_tiles) * _COST_SCALE) / _COST_SCALE
             merged = np.concatenate([self.codes, codes])
             order = np.argsort(merged, kind="stable")
             self.codes, self.costs = merged[order], np.concatenate([self.costs, new_costs])[order]
@@ -101,39 +100,34 @@ class _Graph:
 
 
 def _solve_on_graph(graph: _Graph, n_cells: int, cap: int) -> np.ndarray:
-    """Exact min-cost assignment restricted to the graph's edges (each tile ``cap`` slots).
+    """Exact min-cost assignment restricted to the graph's edges (each tile up to ``cap`` cells).
 
-    Two sparse Jonker-Volgenant solvers, because each is fast where the other is not:
-    scipy's LAPJVsp when the graph has many spare slots, and ``lap.lapmod`` (with
-    its initial reductions) when it is square or nearly so, where LAPJVsp can take
-    minutes on 10,000 cells. lapmod needs a square problem, so spare slots are
-    taken by dummy rows joined to every slot at no cost.
+    A min-cost flow (OR-tools' cost-scaling push-relabel): one unit from every cell,
+    through one of its edges, to a tile, and on to a sink through an arc of capacity
+    ``cap``. Sparse Jonker-Volgenant solvers need every tile split into ``cap`` slots
+    and stall on rectangular graphs (scipy's LAPJVsp ran over 5 minutes on 100,000
+    cells and 1,000,000 tiles; this solves that graph in ~13 s).
     """
     cells, tiles, costs = graph.cells, graph.tiles, graph.costs
     used_tiles, local = np.unique(tiles, return_inverse=True)
-    weights = costs
-    if cap > 1:
-        cells = np.repeat(cells, cap)
-        local = (local[:, None] * cap + np.arange(cap)).ravel()
-        weights = np.repeat(weights, cap)
-    n_slots = len(used_tiles) * cap
-    spare = n_slots - n_cells
-    if spare * n_slots <= _DUMMY_EDGES:
-        # Rows must list their columns in order: sort edges by (cell, slot).
-        order = np.lexsort((local, cells))
-        columns = np.concatenate([local[order], np.tile(np.arange(n_slots), spare)])
-        values = np.concatenate([weights[order], np.zeros(spare * n_slots)])
-        starts = np.concatenate([np.searchsorted(cells[order], np.arange(n_cells)),
-                                 len(cells) + n_slots * np.arange(spare + 1)])
-        _, slot_of, _ = lap.lapmod(n_slots, values, starts, columns)
-        slot_of = slot_of[:n_cells]
-    else:
-        # LAPJVsp treats a stored zero as a missing edge, so no weight may be exactly 0.
-        matrix = csr_matrix((weights + 1e-9, (cells, local)), shape=(n_cells, n_slots))
-        rows, slot_of_rows = min_weight_full_bipartite_matching(matrix)
-        slot_of = np.empty(n_cells, np.int64)
-        slot_of[rows] = slot_of_rows
-    return used_tiles[np.asarray(slot_of) // cap]
+    sink = n_cells + len(used_tiles)
+    flow = min_cost_flow.SimpleMinCostFlow()
+    flow.add_arcs_with_capacity_and_unit_cost(
+        np.concatenate([cells, np.arange(n_cells, sink)]).astype(np.int32),
+        np.concatenate([n_cells + local, np.full(len(used_tiles), sink)]).astype(np.int32),
+        np.concatenate([np.ones(len(cells), np.int64), np.full(len(used_tiles), cap, np.int64)]),
+        np.concatenate([np.rint(costs * _COST_SCALE).astype(np.int64), np.zeros(len(used_tiles), np.int64)]))
+    supplies = np.ones(sink + 1, np.int64)
+    supplies[n_cells:] = 0
+    supplies[sink] = -n_cells
+    flow.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supplies)
+    status = flow.solve()
+    if status != flow.OPTIMAL:
+        raise RuntimeError(f"min-cost flow on the candidate graph ended with status {status}")
+    matched = np.flatnonzero(flow.flows(np.arange(len(cells), dtype=np.int32)) > 0)
+    chosen = np.empty(n_cells, np.int64)
+    chosen[cells[matched]] = used_tiles[local[matched]]
+    return chosen
 
 
 def _tile_prices(graph: _Graph, chosen: np.ndarray, full: np.ndarray) -> np.ndarray:
@@ -295,7 +289,8 @@ def _greedy_feasible(cell_keys: np.ndarray, tile_keys: np.ndarray, cap: int,
     """Some assignment within capacity: cells with the nearest tiles choose first, then the rest from what is left.
 
     ``nearest`` is every cell's (distances, tiles) to its k nearest tiles, the first
-    round's candidates; later rounds search only the tiles with uses left.
+    round's candidates; later rounds search only the tiles with uses left, twice as
+    deep each time (up to 1,024).
     """
     n_cells, n_tiles = len(cell_keys), len(tile_keys)
     uses = np.zeros(n_tiles, np.int64)
@@ -314,6 +309,9 @@ def _greedy_feasible(cell_keys: np.ndarray, tile_keys: np.ndarray, cap: int,
         if open_cells.size:
             free = np.flatnonzero(uses < cap)
             tree = KDTree(np.ascontiguousarray(tile_keys[free], dtype=np.float32))
+            # The cells left compete for the same crowded colours: a fixed depth took 71 rounds
+            # at 100,000 cells x 1,000,000 tiles, doubling it 8.
+            k = min(2 * k, 1024)
             dist, local = _kd_query(tree, cell_keys[open_cells], min(k, free.size))
             candidates = free[local]
     return chosen
@@ -356,8 +354,7 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, cap: int, c
         raise ValueError(f"{n_cells} cells need more than {n_tiles} tiles x {cap} uses")
     cost = cost or euclidean_cost(cell_keys, tile_keys)
     graph = _Graph(n_tiles)
-    # Each edge becomes ``cap`` slot edges in the solver, so a high cap gets fewer edges per cell.
-    kk = max(4, min(neighbours, n_tiles, _SLOT_EDGES // (n_cells * cap)))
+    kk = max(4, min(neighbours, n_tiles, _FIRST_EDGES // n_cells))
     nearest = _kd_query(KDTree(tile_keys), cell_keys, kk)
     graph.add(np.repeat(np.arange(n_cells), kk), nearest[1].ravel(), cost)
     graph.add(np.arange(n_cells), _greedy_feasible(cell_keys, tile_keys, cap, nearest), cost)
