@@ -36,6 +36,7 @@ from ortools.graph.python import min_cost_flow
 from pykdtree.kdtree import KDTree
 
 from ._scoring import PairCost, euclidean_cost
+from ._transport import _COST_SCALE, _kd_query, _transport_candidates
 
 __all__ = ["CapacitatedAssignment", "assign_capacitated"]
 
@@ -43,7 +44,6 @@ _PRICE_LEVELS = 8  # KD-trees over full tiles, one per band of price
 _TOLERANCE = 1e-4
 _STALL = 2e-4  # a round that gains less than this fraction of the cost ends the search
 _DEEP_K = 512  # deepest search per price group when proving optimality
-_COST_SCALE = 2.0**20  # the flow solver's costs are integers: 2^-20 colour-difference units, exact in float64
 _FIRST_EDGES = 8_000_000  # edges the first graph may hold
 
 
@@ -54,11 +54,6 @@ class CapacitatedAssignment(NamedTuple):
     costs: np.ndarray  # (n_cells,) float64
     lower_bound: float  # no assignment costs less in total
     rounds: int
-
-
-def _kd_query(tree: KDTree, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    d, i = tree.query(np.ascontiguousarray(points, dtype=np.float32), k=k)
-    return d.reshape(len(points), k).astype(np.float64), i.reshape(len(points), k).astype(np.int64)
 
 
 class _Graph:
@@ -233,82 +228,6 @@ def _price_out(cell_keys: np.ndarray, tile_keys: np.ndarray, cost: PairCost, pri
     rank = np.arange(cells.size) - np.searchsorted(cells, cells)
     keep = rank < per_cell
     return _Pricing(cells[keep], tiles[keep], best, certified)
-
-
-def _kmeans(points: np.ndarray, k: int, rounds: int = 8) -> np.ndarray:
-    centres = points[np.random.default_rng(0).choice(len(points), k, replace=False)].astype(np.float64)
-    for _ in range(rounds):
-        _, label = _kd_query(KDTree(centres.astype(np.float32)), points, 1)
-        counts = np.bincount(label[:, 0], minlength=k)
-        sums = np.stack([np.bincount(label[:, 0], points[:, d], minlength=k) for d in range(points.shape[1])], 1)
-        centres[counts > 0] = sums[counts > 0] / counts[counts > 0, None]
-    return centres.astype(np.float32)
-
-
-def _transport_duals(demand: np.ndarray, supply: np.ndarray, distance: np.ndarray) -> np.ndarray:
-    """Optimal dual prices ``v`` of the tile clusters in the transport of ``demand`` onto ``supply``.
-
-    The transport is solved exactly as a min-cost flow on the dense cluster graph (a
-    dummy source takes the spare supply at no cost). The prices are shortest-path
-    potentials in the solution's residual graph: ``u_i + v_j <= distance_ij``, with
-    equality wherever the plan moves mass, which makes them optimal duals.
-    """
-    n = len(demand)
-    sources = np.append(demand, supply.sum() - demand.sum()).astype(np.int64)
-    costs = np.rint(np.vstack([distance, np.zeros(n)]) * _COST_SCALE).astype(np.int64)
-    tails, heads = (a.ravel().astype(np.int32) for a in np.meshgrid(np.arange(n + 1), n + 1 + np.arange(n), indexing="ij"))
-    flow = min_cost_flow.SimpleMinCostFlow()
-    arcs = flow.add_arcs_with_capacity_and_unit_cost(tails, heads, np.full(tails.size, sources.sum()), costs.ravel())
-    flow.set_nodes_supplies(np.arange(2 * n + 1, dtype=np.int32), np.concatenate([sources, -supply.astype(np.int64)]))
-    status = flow.solve()
-    if status != flow.OPTIMAL:
-        raise RuntimeError(f"cluster transport ended with status {status}")
-    moved = flow.flows(arcs).reshape(n + 1, n) > 0
-    # Bellman-Ford from a virtual root joined to every node at 0: p_j <= p_i + c_ij on every
-    # arc, and p_i <= p_j - c_ij back along every arc that carries mass.
-    source_p, sink_p = np.zeros(n + 1), np.zeros(n)
-    back = np.where(moved, -costs, np.inf)
-    for _ in range(2 * n + 2):
-        new_sink = np.minimum(sink_p, (source_p[:, None] + costs).min(axis=0))
-        new_source = np.minimum(source_p, (new_sink[None, :] + back).min(axis=1))
-        if np.array_equal(new_sink, sink_p) and np.array_equal(new_source, source_p):
-            break
-        source_p, sink_p = new_source, new_sink
-    return sink_p / _COST_SCALE
-
-
-def _transport_candidates(cell_keys: np.ndarray, tile_keys: np.ndarray, cap: int, k: int,
-                          clusters: int = 256, per_cluster: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Edges toward where the optimum will send each cell, from an exact transport between colour clusters.
-
-    Cells and tiles are clustered together (k-means on a sample); an exact transport
-    moves the cells' clusters onto the tiles' clusters at least total centroid distance,
-    and its dual prices rank, for each cell, the tile clusters to look in: by distance to the
-    centroid minus the cluster's dual. Each cell gets its ``k`` nearest tiles in each of
-    its ``per_cluster`` best clusters.
-    """
-    rng = np.random.default_rng(1)
-    sample = np.concatenate([cell_keys[rng.choice(len(cell_keys), min(len(cell_keys), 20_000), replace=False)],
-                             tile_keys[rng.choice(len(tile_keys), min(len(tile_keys), 20_000), replace=False)]])
-    centres = _kmeans(sample, min(clusters, len(sample)))
-    tree = KDTree(centres)
-    cell_cluster = _kd_query(tree, cell_keys, 1)[1][:, 0]
-    tile_cluster = _kd_query(tree, tile_keys, 1)[1][:, 0]
-    demand = np.bincount(cell_cluster, minlength=len(centres))
-    supply = np.bincount(tile_cluster, minlength=len(centres)) * cap
-    distance = np.linalg.norm(centres[:, None, :].astype(np.float64) - centres[None, :, :], axis=2)
-    dual = np.where(supply > 0, _transport_duals(demand, supply, distance), -np.inf)
-    score = np.linalg.norm(cell_keys[:, None, :] - centres[None, :, :], axis=2) - dual[None, :]
-    best = np.argsort(score, axis=1)[:, :per_cluster]
-    found_cells, found_tiles = [], []
-    for cluster in np.unique(best):
-        members = np.flatnonzero(tile_cluster == cluster)
-        cells = np.flatnonzero((best == cluster).any(axis=1))
-        kk = min(k, members.size)
-        _, local = _kd_query(KDTree(np.ascontiguousarray(tile_keys[members])), cell_keys[cells], kk)
-        found_cells.append(np.repeat(cells, kk))
-        found_tiles.append(members[local].ravel())
-    return np.concatenate(found_cells), np.concatenate(found_tiles)
 
 
 def _greedy_feasible(cell_keys: np.ndarray, tile_keys: np.ndarray, cap: int,
