@@ -32,11 +32,10 @@ import time
 from typing import Callable, NamedTuple
 
 import numpy as np
-from ortools.graph.python import min_cost_flow
 from pykdtree.kdtree import KDTree
 
 from ._scoring import PairCost, euclidean_cost
-from ._transport import _COST_SCALE, _kd_query, _transport_candidates
+from ._transport import _COST_SCALE, _kd_query, _solve_min_cost_flow, _transport_candidates
 
 __all__ = ["CapacitatedAssignment", "assign_capacitated"]
 
@@ -107,20 +106,16 @@ def _solve_on_graph(graph: _Graph, n_cells: int, cap: int) -> np.ndarray:
     cells, tiles, costs = graph.cells, graph.tiles, graph.costs
     used_tiles, local = np.unique(tiles, return_inverse=True)
     sink = n_cells + len(used_tiles)
-    flow = min_cost_flow.SimpleMinCostFlow()
-    flow.add_arcs_with_capacity_and_unit_cost(
-        np.concatenate([cells, np.arange(n_cells, sink)]).astype(np.int32),
-        np.concatenate([n_cells + local, np.full(len(used_tiles), sink)]).astype(np.int32),
-        np.concatenate([np.ones(len(cells), np.int64), np.full(len(used_tiles), cap, np.int64)]),
-        np.concatenate([np.rint(costs * _COST_SCALE).astype(np.int64), np.zeros(len(used_tiles), np.int64)]))
     supplies = np.ones(sink + 1, np.int64)
     supplies[n_cells:] = 0
     supplies[sink] = -n_cells
-    flow.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supplies)
-    status = flow.solve()
-    if status != flow.OPTIMAL:
-        raise RuntimeError(f"min-cost flow on the candidate graph ended with status {status}")
-    matched = np.flatnonzero(flow.flows(np.arange(len(cells), dtype=np.int32)) > 0)
+    flows = _solve_min_cost_flow(
+        np.concatenate([cells, np.arange(n_cells, sink)]),
+        np.concatenate([n_cells + local, np.full(len(used_tiles), sink)]),
+        np.concatenate([np.ones(len(cells), np.int64), np.full(len(used_tiles), cap, np.int64)]),
+        np.concatenate([np.rint(costs * _COST_SCALE), np.zeros(len(used_tiles))]),
+        supplies, "the candidate graph")
+    matched = np.flatnonzero(flows[: len(cells)] > 0)
     chosen = np.empty(n_cells, np.int64)
     chosen[cells[matched]] = used_tiles[local[matched]]
     return chosen

@@ -2,7 +2,8 @@
 
 Cells and tiles are clustered by colour; an exact transport of the cells' clusters
 onto the tiles' clusters, and its dual prices, tell each cell which part of the
-library the optimum is likely to send it to, even far from its nearest tiles.
+library the optimum is likely to send it to, even far from its nearest tiles. The
+min-cost flow helper here also solves the assignment's candidate graphs.
 """
 from __future__ import annotations
 
@@ -16,6 +17,19 @@ _COST_SCALE = 2.0**20  # the flow solver's costs are integers: 2^-20 colour-diff
 def _kd_query(tree: KDTree, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     d, i = tree.query(np.ascontiguousarray(points, dtype=np.float32), k=k)
     return d.reshape(len(points), k).astype(np.float64), i.reshape(len(points), k).astype(np.int64)
+
+
+def _solve_min_cost_flow(tails: np.ndarray, heads: np.ndarray, capacities: np.ndarray, unit_costs: np.ndarray,
+                         supplies: np.ndarray, what: str) -> np.ndarray:
+    """Flow on each arc of an optimal min-cost flow (OR-tools); integer costs, nodes numbered from 0."""
+    flow = min_cost_flow.SimpleMinCostFlow()
+    arcs = flow.add_arcs_with_capacity_and_unit_cost(tails.astype(np.int32), heads.astype(np.int32),
+                                                     capacities.astype(np.int64), unit_costs.astype(np.int64))
+    flow.set_nodes_supplies(np.arange(len(supplies), dtype=np.int32), supplies.astype(np.int64))
+    status = flow.solve()
+    if status != flow.OPTIMAL:
+        raise RuntimeError(f"min-cost flow on {what} ended with status {status}")
+    return flow.flows(arcs)
 
 
 def _kmeans(points: np.ndarray, k: int, rounds: int = 8) -> np.ndarray:
@@ -39,14 +53,10 @@ def _transport_duals(demand: np.ndarray, supply: np.ndarray, distance: np.ndarra
     n = len(demand)
     sources = np.append(demand, supply.sum() - demand.sum()).astype(np.int64)
     costs = np.rint(np.vstack([distance, np.zeros(n)]) * _COST_SCALE).astype(np.int64)
-    tails, heads = (a.ravel().astype(np.int32) for a in np.meshgrid(np.arange(n + 1), n + 1 + np.arange(n), indexing="ij"))
-    flow = min_cost_flow.SimpleMinCostFlow()
-    arcs = flow.add_arcs_with_capacity_and_unit_cost(tails, heads, np.full(tails.size, sources.sum()), costs.ravel())
-    flow.set_nodes_supplies(np.arange(2 * n + 1, dtype=np.int32), np.concatenate([sources, -supply.astype(np.int64)]))
-    status = flow.solve()
-    if status != flow.OPTIMAL:
-        raise RuntimeError(f"cluster transport ended with status {status}")
-    moved = flow.flows(arcs).reshape(n + 1, n) > 0
+    tails, heads = (a.ravel() for a in np.meshgrid(np.arange(n + 1), n + 1 + np.arange(n), indexing="ij"))
+    flows = _solve_min_cost_flow(tails, heads, np.full(tails.size, sources.sum()), costs.ravel(),
+                                 np.concatenate([sources, -supply]), "the cluster transport")
+    moved = flows.reshape(n + 1, n) > 0
     # Bellman-Ford from a virtual root joined to every node at 0: p_j <= p_i + c_ij on every
     # arc, and p_i <= p_j - c_ij back along every arc that carries mass.
     source_p, sink_p = np.zeros(n + 1), np.zeros(n)
