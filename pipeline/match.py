@@ -68,14 +68,20 @@ def _nearest_partitioned(
     [tiles_future] = client.scatter([tiles], broadcast=True, hash=False)
     # Each task builds its own KD-tree: pykdtree trees cannot be pickled.
     chunks = np.array_split(cells, n_chunks)
-    futures = client.map(nearest_tiles, chunks, tiles=tiles_future, k=k, pure=False)
+    # Scattered, not embedded in the task graph: at a million cells the graph would be
+    # tens of MB, which distributed warns about on every run.
+    futures = client.map(nearest_tiles, client.scatter(chunks, hash=False), tiles=tiles_future, k=k, pure=False)
+    starts = np.cumsum([0] + [len(chunk) for chunk in chunks])
     order = {future.key: i for i, future in enumerate(futures)}
-    parts = [None] * n_chunks
-    for future, part in as_completed(futures, with_results=True):
-        parts[order[future.key]] = part
+    distances, indices = np.empty((len(cells), min(k, len(tiles))), np.float32), None
+    for future, (part_distances, part_indices) in as_completed(futures, with_results=True):
+        i = order[future.key]
+        if indices is None:
+            indices = np.empty((len(cells), part_indices.shape[1]), part_indices.dtype)
+        distances[starts[i] : starts[i + 1]], indices[starts[i] : starts[i + 1]] = part_distances, part_indices
         if bar is not None:
-            bar.update(len(chunks[order[future.key]]))
-    return np.concatenate([d for d, _ in parts]), np.concatenate([i for _, i in parts])
+            bar.update(len(chunks[i]))
+    return distances, indices
 
 
 def _scoring(cells: np.ndarray, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray, PairCost]:
@@ -88,7 +94,7 @@ def _scoring(cells: np.ndarray, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return grid_keys(cells, basis), grid_keys(tiles, basis), grid_cost(cells, tiles)
 
 
-def _ranked_candidates(cell_keys, tile_keys, cost, k, client, bar=None, deepest: int = 256
+def _ranked_candidates(cell_keys, tile_keys, cost, k, client, bar=None, deepest: int = 256, block_cells: int = 1 << 16
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Each cell's ``k`` best tiles by pair cost, best first, as (costs, tiles).
 
@@ -97,20 +103,28 @@ def _ranked_candidates(cell_keys, tile_keys, cost, k, client, bar=None, deepest:
     cells search again, four times deeper, up to ``deepest``.
     """
     key_distances, candidates = _nearest_partitioned(cell_keys, tile_keys, k, client, bar)
-    cells = np.arange(len(cell_keys))
-    costs = cost(np.repeat(cells, candidates.shape[1]), candidates.ravel()).reshape(candidates.shape)
-    order = np.argsort(costs, axis=1, kind="stable")
-    costs, candidates = np.take_along_axis(costs, order, 1), np.take_along_axis(candidates, order, 1)
+    costs = np.empty(candidates.shape, np.float64)
+    for lo in range(0, len(candidates), block_cells):  # bounded temporaries at a million cells
+        block = candidates[lo : lo + block_cells]
+        block_costs = cost(np.repeat(np.arange(lo, lo + len(block)), block.shape[1]), block.ravel()).reshape(block.shape)
+        order = np.argsort(block_costs, axis=1, kind="stable")
+        costs[lo : lo + len(block)] = np.take_along_axis(block_costs, order, 1)
+        block[...] = np.take_along_axis(block, order, 1)
     unsure = np.flatnonzero(costs[:, 0] > key_distances[:, -1])
+    del key_distances
     depth = k
     while unsure.size and depth < min(deepest, len(tile_keys)):
         depth = min(4 * depth, deepest, len(tile_keys))
-        deeper_keys, deeper = _nearest_partitioned(cell_keys[unsure], tile_keys, depth, client)
-        deeper_costs = cost(np.repeat(unsure, depth), deeper.ravel()).reshape(deeper.shape)
-        order = np.argsort(deeper_costs, axis=1, kind="stable")[:, :k]
-        costs[unsure] = np.take_along_axis(deeper_costs, order, 1)
-        candidates[unsure] = np.take_along_axis(deeper, order, 1)
-        unsure = unsure[costs[unsure, 0] > deeper_keys[:, -1]]
+        still_unsure = []
+        step = max(2048, 16 * block_cells // depth)  # cells per search: ~1M candidate pairs at a time
+        for part in np.array_split(unsure, math.ceil(len(unsure) / step)):
+            deeper_keys, deeper = _nearest_partitioned(cell_keys[part], tile_keys, depth, client)
+            deeper_costs = cost(np.repeat(part, depth), deeper.ravel()).reshape(deeper.shape)
+            order = np.argsort(deeper_costs, axis=1, kind="stable")[:, :k]
+            costs[part] = np.take_along_axis(deeper_costs, order, 1)
+            candidates[part] = np.take_along_axis(deeper, order, 1)
+            still_unsure.append(part[costs[part, 0] > deeper_keys[:, -1]])
+        unsure = np.concatenate(still_unsure)
     return costs, candidates
 
 
