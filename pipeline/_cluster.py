@@ -49,6 +49,7 @@ def dask_client(
     dashboard_address: str | None = None,
     performance_report: str | os.PathLike | None = None,
     announce: bool = True,
+    processes: bool = True,
 ) -> Iterator[Client]:
     """Yield a Dask client, and close only what this call created.
 
@@ -73,6 +74,11 @@ def dask_client(
         Write Dask's performance report of everything run inside the block here (HTML).
     announce : bool
         Print the dashboard link to stderr (for a cluster this call connects to or starts).
+    processes : bool
+        For a new LocalCluster: worker processes (the default), or one worker
+        whose ``n_workers * threads_per_worker`` threads run in this process,
+        for work whose results are large and needed here (assembly's pixels):
+        they are then handed over without being copied between processes.
 
     Yields
     ------
@@ -80,7 +86,8 @@ def dask_client(
     """
     with contextlib.ExitStack() as stack:
         if client is None:
-            client = stack.enter_context(_connect_or_start(scheduler, scheduler_file, n_workers, threads_per_worker, dashboard_address))
+            client = stack.enter_context(_connect_or_start(scheduler, scheduler_file, n_workers, threads_per_worker,
+                                                           dashboard_address, processes))
             if announce:
                 print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
         if performance_report is not None:
@@ -89,7 +96,8 @@ def dask_client(
 
 
 @contextlib.contextmanager
-def _connect_or_start(scheduler, scheduler_file, n_workers, threads_per_worker, dashboard_address) -> Iterator[Client]:
+def _connect_or_start(scheduler, scheduler_file, n_workers, threads_per_worker, dashboard_address,
+                      processes) -> Iterator[Client]:
     address = scheduler or (None if scheduler_file else dask.config.get("scheduler-address", None))
     if address or scheduler_file:
         where = address or os.fspath(scheduler_file)
@@ -103,11 +111,13 @@ def _connect_or_start(scheduler, scheduler_file, n_workers, threads_per_worker, 
         return
     # Photos are decoded by Pillow and features computed in numpy: one thread per
     # process avoids GIL contention. The nanny also sets OMP_NUM_THREADS=1 per worker.
+    workers = n_workers or config_get("cluster.workers") or os.cpu_count() or 1
+    threads = threads_per_worker or config_get("cluster.threads")
     with dask.config.set({**WORKER_MALLOC, **QUIET_MONITORING}), LocalCluster(
-        n_workers=n_workers or config_get("cluster.workers") or os.cpu_count() or 1,
-        threads_per_worker=threads_per_worker or config_get("cluster.threads"),
-        processes=True,
-        host="127.0.0.1",
+        n_workers=workers if processes else 1,
+        threads_per_worker=threads if processes else workers * threads,
+        processes=processes,
+        host="127.0.0.1" if processes else None,  # a threaded cluster talks in-process (inproc://)
         dashboard_address=dashboard_address or config_get("cluster.dashboard-address"),
         silence_logs=logging.ERROR,
     ) as cluster, Client(cluster) as started:

@@ -45,7 +45,8 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
                        help=f"threads per LocalCluster worker (default: mosaic.cluster.threads, {config_get('cluster.threads')})")
     group.add_argument("--dashboard-address", metavar="HOST:PORT",
                        help=f"LocalCluster dashboard (default: mosaic.cluster.dashboard-address, {config_get('cluster.dashboard-address')})")
-    group.add_argument("--performance-report", metavar="FILE.html", help="write Dask's performance report of the run")
+    group.add_argument("--performance-report", metavar="FILE.html", help="write Dask's performance report of the run (make writes matching's here and "
+                       "assembly's to FILE.assemble.html)")
     parser.add_argument("--quiet", action="store_true", help="no progress or dashboard link on stderr")
 
 
@@ -169,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "render":
             result = render_mosaic(args.assignment, args.cache, args.out, tile_px=args.tile_px, blend=args.blend,
                                    from_originals=args.from_originals, **_cluster_kwargs(args))
-            print(f"{result.output}: {result.width}x{result.height} px in {result.seconds:.1f} s")
+            print(f"{result.output}: {result.width}x{result.height} px in {result.seconds:.2f} s")
         elif args.command == "coverage":
             from .report import target_coverage  # matplotlib: imported only when drawing
 

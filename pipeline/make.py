@@ -247,16 +247,22 @@ def make_mosaic(
         seconds["match"] = time.perf_counter() - t
         _stage_line(progress, f"make: matched {len(assignment.tiles)} cells against {len(tile_paths)} tiles ({seconds['match']:.1f} s)")
 
-        t = time.perf_counter()
-        used = np.unique(assignment.tiles)
-        record = AssignmentRecord(
-            tiles=assignment.tiles.reshape(n_rows, n_cols), distances=assignment.distances.reshape(n_rows, n_cols),
-            cell_rgb=cells.mean_rgb.reshape(n_rows, n_cols, 3), tile_paths={r: tile_paths[r] for r in used.tolist()},
-            target=os.path.abspath(target))
-        csv_path, npz_path = write_assignment(record, os.path.splitext(out)[0])
+    t = time.perf_counter()
+    used = np.unique(assignment.tiles)
+    record = AssignmentRecord(
+        tiles=assignment.tiles.reshape(n_rows, n_cols), distances=assignment.distances.reshape(n_rows, n_cols),
+        cell_rgb=cells.mean_rgb.reshape(n_rows, n_cols, 3), tile_paths={r: tile_paths[r] for r in used.tolist()},
+        target=os.path.abspath(target))
+    csv_path, npz_path = write_assignment(record, os.path.splitext(out)[0])
+    # Assembly's pixels are needed in this process: a LocalCluster started for it runs threads here.
+    # That is a second cluster, so a second performance report.
+    report_file = cluster_options.pop("performance_report", None)
+    if report_file is not None:
+        cluster_options["performance_report"] = "{0}.assemble{1}".format(*os.path.splitext(os.fspath(report_file)))
+    with dask_client(client, announce=False, processes=False, **cluster_options) as dask:
         rendered = render_assignment(record, cache_path, out, dask, tile_px=tile_px, blend=blend,
                                      from_originals=from_originals, progress=progress)
-        seconds["assemble"] = time.perf_counter() - t
+    seconds["assemble"] = time.perf_counter() - t
     _stage_line(progress, f"make: wrote {out} and its assignment record ({seconds['assemble']:.1f} s)")
     summary = MosaicSummary(
         output=out,

@@ -77,6 +77,7 @@ def test_config_folder_cluster_with_dashboard_while_running(tmp_path, demo_photo
         with Image.open(tmp_path / "m.jpg") as im:
             assert im.size == (120 * 8, 78 * 8)  # cols from the DASK_MOSAIC__MAKE__COLS setting
         assert "Dask Performance Report" in report.read_text()
+        assert "Dask Performance Report" in (tmp_path / "make-report.assemble.html").read_text()
         with Client(address) as client:
             # Scheduler and workers read cluster-config/ too, and both workers ran tasks.
             assert client.run_on_scheduler(lambda: __import__("dask").config.get("distributed.scheduler.allowed-failures")) == 5

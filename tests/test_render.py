@@ -113,7 +113,7 @@ def test_killed_render_leaves_no_file_under_the_final_name(made, tmp_path, demo_
     before = _digest(cache), _digest(Path(summary.output))
     out = tmp_path / "big.png"
     process = subprocess.Popen([*MOSAIC, "render", summary.assignment_npz, "--cache", cache, "--out", out,
-                                "--tile-px", "400", "--from-originals", "--workers", "1", "--quiet"],
+                                "--tile-px", "1200", "--from-originals", "--workers", "1", "--quiet"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while not any(p.name.startswith(".big.png.") for p in tmp_path.iterdir()):  # the writer has started
