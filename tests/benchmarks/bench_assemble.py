@@ -4,8 +4,12 @@ For each size: ``mosaic make`` writes the assignment record once (its peak RSS i
 reported for the largest size, whole process tree: client plus workers); then for
 each format ``mosaic render`` writes the mosaic from the record, and the same
 libvips saver, with the same options, writes the same pixels from one in-memory
-array (the floor). Printed: megapixels per second of both, their ratio, and the
-peak RSS of the whole ``mosaic render`` process tree.
+array (the floor), back to back, ``--rounds`` times. Printed, as medians over
+the rounds: megapixels per second of the assembly (from the
+record read and the cluster up to the file complete, as ``mosaic render``
+reports it), of the whole command (Python and cluster start-up included) and of
+the floor; the medians of each round's ratio to the floor; and the highest peak RSS of the whole
+``mosaic render`` process tree.
 
     python tests/benchmarks/bench_assemble.py --cache pool.h5 \\
         --target /var/tmp/mosaic-corpus/targets/01_cat_kitten.jpg [--sizes 0.1 0.5 1] [--formats jpg png tif dzi]
@@ -19,7 +23,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,10 +41,10 @@ MOSAIC = [sys.executable, "-m", "pipeline"]
 KIND = {"jpg": "jpeg", "png": "png", "tif": "tiff", "dzi": "dz"}
 
 
-def run_measured(command: list[str]) -> tuple[float, int]:
-    """Run ``command``; return wall seconds and the peak RSS summed over it and all its descendants."""
+def run_measured(command: list[str]) -> tuple[float, int, str]:
+    """Run ``command``; return wall seconds, the peak RSS summed over it and all its descendants, and its output."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak, done = 0, threading.Event()
 
     def sample() -> None:
@@ -54,12 +60,12 @@ def run_measured(command: list[str]) -> tuple[float, int]:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    _, stderr = process.communicate()
+    stdout, stderr = process.communicate()
     done.set()
     sampler.join()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, command))} failed:\n{stderr}")
-    return time.perf_counter() - start, peak
+    return time.perf_counter() - start, peak, stdout
 
 
 def floor_seconds(pixels: pyvips.Image, kind: str, folder: str) -> float:
@@ -94,19 +100,21 @@ def main() -> None:
     parser.add_argument("--tile-px", type=int, default=32)
     parser.add_argument("--sizes", type=float, nargs="+", default=[0.1, 0.5, 1.0], help="gigapixels")
     parser.add_argument("--formats", nargs="+", default=["jpg", "png", "tif", "dzi"], choices=list(KIND))
+    parser.add_argument("--rounds", type=int, default=3, help="render and floor back to back this many times; medians")
     parser.add_argument("--workdir", default=None, help="where outputs go (default: a temporary folder)")
     args = parser.parse_args()
     pyvips.cache_set_max(0)
     work = tempfile.mkdtemp(prefix="bench-assemble-", dir=args.workdir)
     print(f"cpus {os.cpu_count()}; tile {args.tile_px} px; cache {args.cache}; outputs in {work}")
-    print(f"{'size':>8} {'format':>6} {'render MP/s':>11} {'floor MP/s':>10} {'ratio':>6} {'render peak RSS':>15}")
+    print(f"{'size':>8} {'format':>6} {'assembly MP/s':>13} {'command MP/s':>12} {'floor MP/s':>10} "
+          f"{'ratios':>11} {'render peak RSS':>15}")
     try:
         for gigapixels in args.sizes:
             cols = round(math.sqrt(gigapixels * 1e9) / args.tile_px)
             megapixels = (cols * args.tile_px) ** 2 / 1e6
             stem = os.path.join(work, f"m{cols}")
             reference = stem + ".png"
-            seconds, peak = run_measured([*MOSAIC, "make", args.target, "--cache", args.cache, "--cols", str(cols),
+            seconds, peak, _ = run_measured([*MOSAIC, "make", args.target, "--cache", args.cache, "--cols", str(cols),
                                           "--rows", str(cols), "--tile-px", str(args.tile_px), "--out", reference,
                                           "--no-report", "--quiet"])
             print(f"{megapixels:>6.0f}MP   make (.png, match + record + render): {seconds:.1f} s, "
@@ -117,12 +125,19 @@ def main() -> None:
                     print(f"{megapixels:>6.0f}MP {fmt:>6}  over JPEG's limit: refused, as designed")
                     continue
                 out = os.path.join(work, f"render.{fmt}")
-                seconds, peak = run_measured([*MOSAIC, "render", stem + ".assignment.npz", "--cache", args.cache,
-                                              "--out", out, "--tile-px", str(args.tile_px), "--quiet"])
-                remove_output(out)
-                floor = floor_seconds(pixels, KIND[fmt], work)
-                print(f"{megapixels:>6.0f}MP {fmt:>6} {megapixels / seconds:>11.1f} {megapixels / floor:>10.1f} "
-                      f"{floor / seconds:>6.2f} {peak / 2**30:>11.2f} GiB", flush=True)
+                rounds = []  # (assembly s, command s, floor s, peak RSS) back to back: the machine's speed drifts
+                for _ in range(args.rounds):
+                    seconds, peak, said = run_measured([*MOSAIC, "render", stem + ".assignment.npz", "--cache", args.cache,
+                                                        "--out", out, "--tile-px", str(args.tile_px), "--quiet"])
+                    remove_output(out)
+                    rounds.append((float(re.search(r"px in ([0-9.]+) s", said).group(1)), seconds,
+                                   floor_seconds(pixels, KIND[fmt], work), peak))
+                assembly, command, floor, _ = (statistics.median(r[i] for r in rounds) for i in range(4))
+                ratios = [statistics.median(r[2] / r[i] for r in rounds) for i in (0, 1)]
+                print(f"{megapixels:>6.0f}MP {fmt:>6} {megapixels / assembly:>13.1f} {megapixels / command:>12.1f} "
+                      f"{megapixels / floor:>10.1f} {ratios[0]:>5.2f} {ratios[1]:>5.2f} "
+                      f"{max(r[3] for r in rounds) / 2**30:>11.2f} GiB   (assembly/floor per round: "
+                      f"{' '.join(f'{r[2] / r[0]:.2f}' for r in rounds)})", flush=True)
             del pixels
             os.unlink(reference)
     finally:
