@@ -22,7 +22,7 @@ from ._photo import PhotoError, load_rgb
 from .coverage import colour_coverage
 from .match import match_cells
 from .record import AssignmentRecord, write_assignment
-from .render import render_assignment
+from .render import assembly_cluster, render_assignment
 
 __all__ = ["cell_patches", "describe_target", "grid_shape", "make_mosaic", "MosaicSummary", "TargetCells", "CELL_SAMPLE_PX"]
 
@@ -254,12 +254,12 @@ def make_mosaic(
         cell_rgb=cells.mean_rgb.reshape(n_rows, n_cols, 3), tile_paths={r: tile_paths[r] for r in used.tolist()},
         target=os.path.abspath(target))
     csv_path, npz_path = write_assignment(record, os.path.splitext(out)[0])
-    # Assembly's pixels are needed in this process: a LocalCluster started for it runs threads here.
-    # That is a second cluster, so a second performance report.
+    # Assembly's pixels are needed in this process: a LocalCluster started for it runs threads
+    # here (see assembly_cluster). That is a second cluster, so a second performance report.
     report_file = cluster_options.pop("performance_report", None)
     if report_file is not None:
         cluster_options["performance_report"] = "{0}.assemble{1}".format(*os.path.splitext(os.fspath(report_file)))
-    with dask_client(client, announce=False, processes=False, **cluster_options) as dask:
+    with assembly_cluster(client, announce=False, **cluster_options) as dask:
         rendered = render_assignment(record, cache_path, out, dask, tile_px=tile_px, blend=blend,
                                      from_originals=from_originals, progress=progress)
     seconds["assemble"] = time.perf_counter() - t
