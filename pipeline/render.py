@@ -29,7 +29,7 @@ from ._cache import TileCache
 from ._cluster import dask_client
 from ._errors import MosaicError
 from ._files import check_not_precious
-from ._image_out import EncodedRows, check_output, encode_rows, png_rows, write_strips
+from ._image_out import DeflatedRows, EncodedRows, check_output, deflate_rows, encode_rows, png_rows, write_strips
 from ._photo import PhotoError, load_square_thumbnail
 from ._progress import Progress
 from .assemble import blend_tiles, resize_tiles, tile_canvas
@@ -51,7 +51,7 @@ _worker_states_lock = threading.Lock()
 class BandPixels(NamedTuple):
     """One rendered band: its pixels, its preview, and the tiles whose original photo could not be re-read."""
 
-    pixels: EncodedRows  # band_rows * tile_px rows of cols * tile_px pixels, framed for the writer here, not on the client
+    pixels: EncodedRows | DeflatedRows  # band_rows * tile_px rows of cols * tile_px pixels, framed (or compressed) here
     preview: np.ndarray  # (band_rows * preview_px, cols * preview_px, 3) uint8
     unreadable: list[int]  # cache rows
 
@@ -117,7 +117,7 @@ def _fresh_tiles(cache: TileCache, rows: np.ndarray, tile_px: int, original_path
 
 
 def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.ndarray, tile_px: int, blend: float,
-                preview_px: int, original_paths: dict[int, str] | None = None) -> BandPixels:
+                preview_px: int, original_paths: dict[int, str] | None = None, deflate: bool = False) -> BandPixels:
     """Render one band of cells (runs on a worker).
 
     Parameters
@@ -135,6 +135,9 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
         Tile side, blend strength (0..1) and the preview's pixels per cell.
     original_paths : dict of int to str, optional
         Re-read these photos (by cache row) instead of resizing the thumbnails.
+    deflate : bool
+        Compress the band for a PNG (:func:`pipeline.deflate_rows`) instead of
+        framing it for libvips (:func:`pipeline.encode_rows`).
     """
     store = _tile_store(cache_path, stamp, tile_px, original_paths is not None)
     used, layout = np.unique(tiles, return_inverse=True)
@@ -149,7 +152,7 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
     # Averaging each tile down equals averaging the band down when preview_px divides tile_px,
     # and costs K small tiles instead of a pass over every pixel of the band.
     preview = tile_canvas(resize_tiles(images, preview_px), layout)
-    return BandPixels(encode_rows(raw), preview, unreadable)
+    return BandPixels(deflate_rows(raw) if deflate else encode_rows(raw), preview, unreadable)
 
 
 def _release(state: dict) -> None:
@@ -232,7 +235,7 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
         raise MosaicError(f"--blend must be between 0 and 1, got {blend}")
     rows, cols = record.rows, record.cols
     width, height = cols * tile_px, rows * tile_px
-    check_output(out, width, height)
+    deflate = check_output(out, width, height) == "png"
     _check_cache_matches(record, cache_path)
     stat = os.stat(cache_path)
     stamp = (stat.st_size, stat.st_mtime_ns)
@@ -248,7 +251,7 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
             tiles = record.tiles[first : first + band_rows]
             paths = {r: record.tile_paths[r] for r in np.unique(tiles).tolist()} if from_originals else None
             yield client.submit(render_band, cache_path, stamp, tiles, record.cell_rgb[first : first + band_rows],
-                                tile_px, blend, preview_px, paths, pure=False)
+                                tile_px, blend, preview_px, paths, deflate, pure=False)
 
     bar = Progress("assemble", rows, "rows of cells", enabled=progress)
     previews, unreadable = [], set()
@@ -285,16 +288,18 @@ def _check_cache_matches(record: AssignmentRecord, cache_path: str) -> None:
         raise MosaicError(f"the assignment record lacks the path of tile {min(missing)}")
 
 
-def assembly_cluster(client: Client | None = None, announce: bool = True, **cluster_options):
-    """:func:`pipeline.dask_client` for assembly: a LocalCluster started here runs threads in this process.
+def assembly_cluster(out: str, client: Client | None = None, announce: bool = True, **cluster_options):
+    """:func:`pipeline.dask_client` for assembly to ``out``: a LocalCluster started here runs threads in this process.
 
     The bands' pixels are then handed to the writer without being copied between
     processes. Unless ``n_workers`` says otherwise, it runs one thread fewer than
-    the cores: the encoder needs a core of its own (a 1 GP tiled TIFF took 8.9 s
-    with one band thread, 10.7 s with two, on two cores).
+    the cores, as libvips's encoder needs a core of its own (a 1 GP tiled TIFF took
+    8.9 s with one band thread, 10.7 s with two, on two cores); for a PNG, which
+    the band tasks compress themselves, one thread per core.
     """
     if cluster_options.get("n_workers") is None:
-        cluster_options["n_workers"] = max(1, (os.cpu_count() or 1) - 1)
+        own_core = os.path.splitext(out)[1].lower() != ".png"
+        cluster_options["n_workers"] = max(1, (os.cpu_count() or 1) - own_core)
     return dask_client(client, announce=announce, processes=False, **cluster_options)
 
 
@@ -318,6 +323,6 @@ def render_mosaic(assignment: str | os.PathLike, cache_path: str | os.PathLike, 
     record = read_assignment(assignment)
     out = os.fspath(out)
     check_not_precious(out, os.fspath(assignment), os.fspath(cache_path), record.target)
-    with assembly_cluster(client, announce=progress, **cluster_options) as dask:
+    with assembly_cluster(out, client, announce=progress, **cluster_options) as dask:
         return render_assignment(record, cache_path, out, dask, tile_px=tile_px, blend=blend,
                                  from_originals=from_originals, progress=progress)

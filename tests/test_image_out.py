@@ -8,7 +8,7 @@ import pyvips
 from PIL import Image
 
 from pipeline import MosaicError, write_image, write_strips
-from pipeline._image_out import encode_rows
+from pipeline._image_out import _streamed_image, deflate_rows, encode_rows, png_rows
 
 
 def _smooth_image(height: int, width: int) -> np.ndarray:
@@ -37,6 +37,27 @@ def test_rows_framed_elsewhere_mix_with_plain_strips(tmp_path):
     parts = [encode_rows(pixels[:40]), pixels[40:41], encode_rows(pixels[41:90])]
     write_strips(tmp_path / "mixed.png", 700, 90, parts)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "mixed.png")), pixels)
+
+
+def test_stored_rows_reach_libvips_exactly():
+    # The uncompressed stream that feeds libvips's other savers: rows of 90 KB span two stored blocks each.
+    pixels = np.random.default_rng(3).integers(0, 256, (30, 30000, 3), dtype=np.uint8)
+    raw, view = png_rows(12, 30000)
+    view[...] = pixels[:12]
+    with _streamed_image(30000, 30, [encode_rows(raw), pixels[12:13], encode_rows(pixels[13:])]) as image:
+        seen = np.ndarray(buffer=image.write_to_memory(), dtype=np.uint8, shape=(30, 30000, 3))
+    np.testing.assert_array_equal(seen, pixels)
+
+
+def test_png_strips_compressed_apart_join_into_one_exact_compressed_png(tmp_path):
+    tile = np.random.default_rng(4).integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    pixels = np.tile(tile, (8, 25, 1))[:120]  # repeats, as a mosaic's tiles do
+    parts = [deflate_rows(pixels[:50]), encode_rows(pixels[50:51]), pixels[51:100], deflate_rows(pixels[100:])]
+    write_strips(tmp_path / "joined.png", 500, 120, parts)
+    with Image.open(tmp_path / "joined.png") as im:
+        im.load()  # Pillow checks each chunk's CRC as it reads
+        np.testing.assert_array_equal(np.asarray(im), pixels)
+    assert os.path.getsize(tmp_path / "joined.png") < pixels.nbytes / 4  # compressed, not stored
 
 
 def test_wide_strips_span_several_png_data_chunks(tmp_path):
