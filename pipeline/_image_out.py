@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import itertools
 import json
 import os
 import secrets
@@ -28,6 +29,7 @@ import pyvips
 from zlib_ng import zlib_ng as _checksums
 
 from ._errors import MosaicError
+from ._jpeg_bands import JpegBand, jpeg_pieces
 
 __all__ = ["OUTPUT_FORMATS", "DeflatedRows", "EncodedRows", "check_output", "deflate_rows", "encode_rows", "png_rows",
            "save_options", "write_image", "write_strips"]
@@ -53,7 +55,8 @@ def save_options(kind: str, quality: int = 90) -> dict:
     """libvips save options per format, shared by the streamed writer and the benchmark's in-memory floor."""
     return {
         # No optimize_coding: libjpeg would hold every coefficient of the image to build its Huffman tables.
-        "jpeg": {"Q": quality},
+        # No metadata: libvips's EXIF block would carry one band's height when bands are encoded apart.
+        "jpeg": {"Q": quality, "keep": "none"},
         "png": {"compression": PNG_LEVEL},
         "tiff": {"tile": True, "pyramid": True, "bigtiff": True, "compression": "jpeg", "Q": quality,
                  "tile_width": 256, "tile_height": 256},
@@ -318,13 +321,14 @@ def write_strips(path: str | os.PathLike, width: int, height: int, strips: Itera
         Output file.
     width, height : int
         Size of the whole image.
-    strips : iterable of ndarray of uint8, shape (h_i, width, 3), EncodedRows or DeflatedRows
+    strips : iterable of ndarray of uint8, shape (h_i, width, 3), EncodedRows, DeflatedRows or JpegBand
         The image's rows, top to bottom; their heights must add up to ``height``.
         Rows framed by :func:`encode_rows` or, for ``.png``, compressed by
-        :func:`deflate_rows` (for example on a Dask worker) are written as they
-        are. A ``.png`` is written here, not by libvips: its strips, compressed
-        separately, are joined into one zlib stream, so several processes or
-        threads can share the compression.
+        :func:`deflate_rows`, or for ``.jpg`` encoded by :func:`encode_jpeg_band`
+        (for example on a Dask worker), are written as they are. A ``.png``, and
+        a ``.jpg`` of such bands, are written here, not by libvips: their strips,
+        compressed separately, are joined into one stream, so several processes
+        or threads share the compression.
     quality : int
         JPEG quality, for JPEG output and JPEG-compressed tiles.
     """
@@ -334,11 +338,16 @@ def write_strips(path: str | os.PathLike, width: int, height: int, strips: Itera
     work = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     os.mkdir(work)
     try:
-        if kind == "png":  # written here: the strips are compressed already, or are compressed as they come
-            temporary = os.path.join(work, "image.png")
+        strips = iter(strips)
+        first = next(strips, None)
+        strips = itertools.chain([first] if first is not None else [], strips)
+        if kind == "png" or isinstance(first, JpegBand):  # written here, from strips compressed apart
+            temporary = os.path.join(work, "image" + os.path.splitext(name)[1])
+            pieces = (jpeg_pieces(width, height, strips) if kind == "jpeg"
+                      else (part for parts in _png_stream(width, height, strips, deflate=True) for part in parts))
             with open(temporary, "wb") as f:
-                for parts in _png_stream(width, height, strips, deflate=True):
-                    _write_all(f.fileno(), parts)
+                for piece in pieces:
+                    _write_all(f.fileno(), [piece])
             os.replace(temporary, path)
             return
         with _streamed_image(width, height, strips) as image:

@@ -29,7 +29,9 @@ from ._cache import TileCache
 from ._cluster import dask_client
 from ._errors import MosaicError
 from ._files import check_not_precious
-from ._image_out import DeflatedRows, EncodedRows, check_output, deflate_rows, encode_rows, png_rows, write_strips
+from ._image_out import (OUTPUT_FORMATS, DeflatedRows, EncodedRows, check_output, deflate_rows, encode_rows, png_rows, save_options,
+                         write_strips)
+from ._jpeg_bands import JpegBand, encode_jpeg_band, jpeg_band_rows
 from ._photo import PhotoError, load_square_thumbnail
 from ._progress import Progress
 from .assemble import blend_tiles, resize_tiles, tile_canvas
@@ -51,7 +53,7 @@ _worker_states_lock = threading.Lock()
 class BandPixels(NamedTuple):
     """One rendered band: its pixels, its preview, and the tiles whose original photo could not be re-read."""
 
-    pixels: EncodedRows | DeflatedRows  # band_rows * tile_px rows of cols * tile_px pixels, framed (or compressed) here
+    pixels: EncodedRows | DeflatedRows | JpegBand  # band_rows * tile_px rows of cols * tile_px pixels, framed or compressed
     preview: np.ndarray  # (band_rows * preview_px, cols * preview_px, 3) uint8
     unreadable: list[int]  # cache rows
 
@@ -117,7 +119,8 @@ def _fresh_tiles(cache: TileCache, rows: np.ndarray, tile_px: int, original_path
 
 
 def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.ndarray, tile_px: int, blend: float,
-                preview_px: int, original_paths: dict[int, str] | None = None, deflate: bool = False) -> BandPixels:
+                preview_px: int, original_paths: dict[int, str] | None = None, encoding: str = "stored",
+                first_row: int = 0) -> BandPixels:
     """Render one band of cells (runs on a worker).
 
     Parameters
@@ -135,9 +138,10 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
         Tile side, blend strength (0..1) and the preview's pixels per cell.
     original_paths : dict of int to str, optional
         Re-read these photos (by cache row) instead of resizing the thumbnails.
-    deflate : bool
-        Compress the band for a PNG (:func:`pipeline.deflate_rows`) instead of
-        framing it for libvips (:func:`pipeline.encode_rows`).
+    encoding : {"stored", "deflate", "jpeg"}
+        Frame the band for libvips (:func:`pipeline.encode_rows`), compress it
+        for a PNG (:func:`pipeline.deflate_rows`) or encode it as a band of a
+        JPEG whose first pixel row is ``first_row`` (:func:`encode_jpeg_band`).
     """
     store = _tile_store(cache_path, stamp, tile_px, original_paths is not None)
     used, layout = np.unique(tiles, return_inverse=True)
@@ -146,13 +150,17 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
     if blend > 0:
         images = blend_tiles(images[layout.ravel()], cell_rgb.reshape(-1, 3), blend)
         layout = np.arange(tiles.size).reshape(tiles.shape)
-    rows, cols = tiles.shape
-    raw, pixels = png_rows(rows * tile_px, cols * tile_px)
-    tile_canvas(images, layout, out=pixels)
     # Averaging each tile down equals averaging the band down when preview_px divides tile_px,
     # and costs K small tiles instead of a pass over every pixel of the band.
     preview = tile_canvas(resize_tiles(images, preview_px), layout)
-    return BandPixels(deflate_rows(raw) if deflate else encode_rows(raw), preview, unreadable)
+    if encoding == "jpeg":
+        band = encode_jpeg_band(tile_canvas(images, layout), first_row, save_options("jpeg"))
+    else:
+        rows, cols = tiles.shape
+        raw, pixels = png_rows(rows * tile_px, cols * tile_px)
+        tile_canvas(images, layout, out=pixels)
+        band = deflate_rows(raw) if encoding == "deflate" else encode_rows(raw)
+    return BandPixels(band, preview, unreadable)
 
 
 def _release(state: dict) -> None:
@@ -235,7 +243,7 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
         raise MosaicError(f"--blend must be between 0 and 1, got {blend}")
     rows, cols = record.rows, record.cols
     width, height = cols * tile_px, rows * tile_px
-    deflate = check_output(out, width, height) == "png"
+    kind = check_output(out, width, height)
     _check_cache_matches(record, cache_path)
     stat = os.stat(cache_path)
     stamp = (stat.st_size, stat.st_mtime_ns)
@@ -244,6 +252,11 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     band_rows = max(1, min(BAND_BYTES // row_bytes, math.ceil(rows / (2 * threads))))
     window = max(2, min(2 * threads, IN_FLIGHT_BYTES // max(1, band_rows * row_bytes)))
     preview_px = max(1, min(tile_px, preview_width // cols))
+    # The bands compress themselves where libvips's encoder would run on one thread: PNG always,
+    # JPEG when every band starts on a row of MCUs.
+    encoding = {"png": "deflate", "jpeg": "jpeg"}.get(kind, "stored")
+    if encoding == "jpeg" and (band_rows * tile_px) % jpeg_band_rows(save_options("jpeg")["Q"]):
+        encoding = "stored"
     bands = range(0, rows, band_rows)
 
     def submit() -> Iterator[Future]:
@@ -251,7 +264,7 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
             tiles = record.tiles[first : first + band_rows]
             paths = {r: record.tile_paths[r] for r in np.unique(tiles).tolist()} if from_originals else None
             yield client.submit(render_band, cache_path, stamp, tiles, record.cell_rgb[first : first + band_rows],
-                                tile_px, blend, preview_px, paths, deflate, pure=False)
+                                tile_px, blend, preview_px, paths, encoding, first * tile_px, pure=False)
 
     bar = Progress("assemble", rows, "rows of cells", enabled=progress)
     previews, unreadable = [], set()
@@ -294,11 +307,11 @@ def assembly_cluster(out: str, client: Client | None = None, announce: bool = Tr
     The bands' pixels are then handed to the writer without being copied between
     processes. Unless ``n_workers`` says otherwise, it runs one thread fewer than
     the cores, as libvips's encoder needs a core of its own (a 1 GP tiled TIFF took
-    8.9 s with one band thread, 10.7 s with two, on two cores); for a PNG, which
-    the band tasks compress themselves, one thread per core.
+    8.9 s with one band thread, 10.7 s with two, on two cores); for a PNG or JPEG,
+    which the band tasks compress themselves, one thread per core.
     """
     if cluster_options.get("n_workers") is None:
-        own_core = os.path.splitext(out)[1].lower() != ".png"
+        own_core = OUTPUT_FORMATS.get(os.path.splitext(out)[1].lower()) not in ("png", "jpeg")
         cluster_options["n_workers"] = max(1, (os.cpu_count() or 1) - own_core)
     return dask_client(client, announce=announce, processes=False, **cluster_options)
 

@@ -1,5 +1,6 @@
 """Streamed assembly on a real cluster: make, re-render from the record, blend, originals, Deep Zoom in Chromium."""
 import hashlib
+import io
 import os
 import signal
 import subprocess
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pyvips
 from PIL import Image
 
 import pipeline.render
 from browser import open_page
+from pipeline._image_out import save_options
 from pipeline import (MosaicError, TileCache, index_library, load_square_thumbnail, make_mosaic, read_assignment,
                       render_mosaic, resize_tiles, tile_canvas)
 
@@ -49,6 +52,18 @@ def test_render_in_many_bands_equals_the_reference(made, client, tmp_path, monke
     expected = _expected(read_assignment(summary.assignment_csv), cache, 24)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "again.png")), expected)
     assert result.preview.shape == (summary.rows * 24, 20 * 24, 3)  # 1024 px wide preview: full size here
+
+
+def test_jpeg_from_bands_encoded_apart_decodes_as_the_whole_image_encoded_at_once(made, client, tmp_path, monkeypatch):
+    summary, cache = made
+    monkeypatch.setattr(pipeline.render, "BAND_BYTES", 1)  # one row of 24 px cells per band: three rows of MCUs
+    render_mosaic(summary.assignment_npz, cache, tmp_path / "bands.jpg", tile_px=24, client=client, progress=False)
+    data = (tmp_path / "bands.jpg").read_bytes()
+    assert b"\xff\xdd" in data[: data.index(b"\xff\xda")]  # restart markers: the bands were encoded apart
+    expected = _expected(read_assignment(summary.assignment_npz), cache, 24)
+    whole = pyvips.Image.new_from_memory(expected.tobytes(), expected.shape[1], expected.shape[0], 3, "uchar")
+    reference = whole.jpegsave_buffer(**save_options("jpeg"))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "bands.jpg")), np.asarray(Image.open(io.BytesIO(reference))))
 
 
 def test_full_blend_paints_each_cell_its_colour(made, client, tmp_path):

@@ -1,0 +1,39 @@
+"""JPEG bands encoded apart and joined at restart markers: one valid JPEG, pixel for pixel the whole image's."""
+import io
+
+import numpy as np
+import pytest
+import pyvips
+from PIL import Image
+
+from pipeline._image_out import save_options
+from pipeline._jpeg_bands import encode_jpeg_band, jpeg_band_rows, jpeg_pieces
+
+
+def _mosaic_like(height: int, width: int) -> np.ndarray:
+    tile = np.random.default_rng(0).integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    rows = np.mgrid[0:height, 0:width][0][..., None]
+    return (np.tile(tile, (-(-height // 16), -(-width // 20), 1))[:height, :width] // 2 + rows // 2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("quality", [90, 75])  # 4:4:4 (8 px rows of MCUs) and 4:2:0 (16 px)
+def test_joined_bands_decode_exactly_as_the_whole_image(quality):
+    pixels = _mosaic_like(200, 333)
+    options = save_options("jpeg", quality)
+    cuts = [0, 48, 96, 160, 200]
+    bands = [encode_jpeg_band(pixels[a:b], a, options) for a, b in zip(cuts, cuts[1:])]
+    joined = b"".join(jpeg_pieces(333, 200, bands))
+    whole = pyvips.Image.new_from_memory(pixels.tobytes(), 333, 200, 3, "uchar").jpegsave_buffer(**options)
+    with Image.open(io.BytesIO(joined)) as ours, Image.open(io.BytesIO(whole)) as reference:
+        assert ours.size == (333, 200)
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(reference))
+    assert pyvips.Image.new_from_buffer(joined, "", fail=True).avg() > 0  # libjpeg reads it without a warning
+
+
+def test_bands_must_start_on_a_row_of_mcus_and_fill_the_image():
+    pixels = _mosaic_like(40, 30)
+    options = save_options("jpeg")
+    with pytest.raises(ValueError, match="row of MCUs"):
+        encode_jpeg_band(pixels[4:], jpeg_band_rows(options["Q"]) // 2, options)
+    with pytest.raises(ValueError, match="were announced"):
+        list(jpeg_pieces(30, 48, [encode_jpeg_band(pixels, 0, options)]))
