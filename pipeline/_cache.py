@@ -176,11 +176,6 @@ class TileCache:
         if root not in roots:
             self.file.attrs["roots"] = json.dumps(roots + [root])
 
-    @property
-    def thumbnail_chunk_rows(self) -> int:
-        """Thumbnails per HDF5 chunk: the unit the file is read and decompressed in."""
-        return self.file["tiles/thumbnails"].chunks[0]
-
     def __len__(self) -> int:
         return self.file["tiles/path"].shape[0]
 

@@ -70,19 +70,6 @@ def _tile_store(cache_path: str, stamp: tuple, tile_px: int, from_originals: boo
     return state
 
 
-def _rows_to_load(missing: np.ndarray, chunk_rows: int, n_tiles: int, room: int) -> np.ndarray:
-    """``missing`` widened to whole HDF5 chunks when that fits in ``room``.
-
-    A chunk is decompressed whole whatever is read from it, so resizing all of
-    its tiles costs little more than resizing the one asked for, and the next
-    bands, which use other tiles from the same chunks, then find them ready.
-    """
-    chunks = np.unique(missing // chunk_rows)
-    whole = (chunks[:, None] * chunk_rows + np.arange(chunk_rows)).ravel()
-    whole = whole[whole < n_tiles]
-    return whole if len(whole) <= room else missing
-
-
 def _resized_tiles(store: dict, rows: np.ndarray, tile_px: int, original_paths: dict[int, str] | None,
                    block_rows: int = 2048) -> tuple[np.ndarray, list[int]]:
     """The tiles at ``rows`` (sorted, unique) at ``tile_px``, from the worker's store or freshly made."""
@@ -93,8 +80,6 @@ def _resized_tiles(store: dict, rows: np.ndarray, tile_px: int, original_paths: 
         missing = rows
     if len(missing) > capacity:  # more distinct tiles in one band than the whole budget: keep none
         return _fresh_tiles(cache, missing, tile_px, original_paths)
-    if original_paths is None:
-        missing = _rows_to_load(missing, cache.thumbnail_chunk_rows, len(cache), capacity - len(slot_of))
     if store["slots"] is None:
         store["slots"] = np.empty((capacity, tile_px, tile_px, 3), np.uint8)
     unreadable = []
