@@ -49,7 +49,7 @@ def dask_processes(folder: Path, env: dict, worker_prefix: tuple = ()):
 
 def test_config_folder_cluster_with_dashboard_while_running(tmp_path, demo_photos, demo_target, cluster_config):
     env = {**os.environ, "DASK_CONFIG": str(cluster_config)}
-    library = distinct_copies(tmp_path / "library", demo_photos, copies=12)  # 9216 real JPEGs: a run of several seconds
+    library = distinct_copies(tmp_path / "library", demo_photos, copies=24)  # 18,432 real JPEGs: ~10 s, longer than a screenshot under load
     with dask_processes(tmp_path, env) as info:
         address, dashboard = info["address"], f"http://127.0.0.1:{info['services']['dashboard']}/status"
         client_env = {**env, "DASK_SCHEDULER_ADDRESS": address}  # found without any flag
@@ -65,7 +65,7 @@ def test_config_folder_cluster_with_dashboard_while_running(tmp_path, demo_photo
         assert index.poll() is None, "the run ended before the dashboard was looked at"
         out, err = index.communicate(timeout=300)
         assert index.returncode == 0, err
-        assert "9216 added" in out and f"Dask dashboard: http://127.0.0.1:{info['services']['dashboard']}/status" in err
+        assert "18432 added" in out and f"Dask dashboard: http://127.0.0.1:{info['services']['dashboard']}/status" in err
         assert canvases >= 5
         assert drawn_fraction(tmp_path / "status.png", top=60) > 0.05  # plots drawn, not an empty page
 
