@@ -1,8 +1,9 @@
 """Writing a mosaic to disk strip by strip, so no output size needs it whole in memory.
 
-A PNG is written here: its strips come compressed (or are compressed as they
-come) as separate segments of one zlib stream. libvips encodes JPEG, tiled
-pyramidal BigTIFF and Deep Zoom from a sequential source. The strips reach it as an uncompressed PNG byte stream
+A PNG, and a JPEG whose bands were encoded apart (:mod:`pipeline._jpeg_bands`),
+are written here: their strips come compressed as separate segments of one
+stream. libvips encodes the rest (JPEG, tiled pyramidal BigTIFF, Deep Zoom) from
+a sequential source. The strips reach it as an uncompressed PNG byte stream
 through a socket: PNG is the one sequential raw-ish format every libvips build
 (including pyvips-binary's) can load from a stream (pyvips-binary has no PPM or
 raw loader for streams). "Stored" deflate blocks cost only the checksums, which
@@ -343,11 +344,11 @@ def write_strips(path: str | os.PathLike, width: int, height: int, strips: Itera
         strips = itertools.chain([first] if first is not None else [], strips)
         if kind == "png" or isinstance(first, JpegBand):  # written here, from strips compressed apart
             temporary = os.path.join(work, "image" + os.path.splitext(name)[1])
-            pieces = (jpeg_pieces(width, height, strips) if kind == "jpeg"
-                      else (part for parts in _png_stream(width, height, strips, deflate=True) for part in parts))
+            pieces = ([piece] for piece in jpeg_pieces(width, height, strips)) if kind == "jpeg" else \
+                _png_stream(width, height, strips, deflate=True)
             with open(temporary, "wb") as f:
-                for piece in pieces:
-                    _write_all(f.fileno(), [piece])
+                for parts in pieces:
+                    _write_all(f.fileno(), parts)
             os.replace(temporary, path)
             return
         with _streamed_image(width, height, strips) as image:

@@ -94,6 +94,13 @@ def _scoring(cells: np.ndarray, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return grid_keys(cells, basis), grid_keys(tiles, basis), grid_cost(cells, tiles)
 
 
+def _best_by_cost(cells: np.ndarray, candidates: np.ndarray, cost: PairCost, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` lowest-cost of each cell's ``candidates`` (rows), best first, as (costs, tiles)."""
+    costs = cost(np.repeat(cells, candidates.shape[1]), candidates.ravel()).reshape(candidates.shape)
+    order = np.argsort(costs, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(costs, order, 1), np.take_along_axis(candidates, order, 1)
+
+
 def _ranked_candidates(cell_keys, tile_keys, cost, k, client, bar=None, deepest: int = 256, block_cells: int = 1 << 16
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Each cell's ``k`` best tiles by pair cost, best first, as (costs, tiles).
@@ -105,11 +112,8 @@ def _ranked_candidates(cell_keys, tile_keys, cost, k, client, bar=None, deepest:
     key_distances, candidates = _nearest_partitioned(cell_keys, tile_keys, k, client, bar)
     costs = np.empty(candidates.shape, np.float64)
     for lo in range(0, len(candidates), block_cells):  # bounded temporaries at a million cells
-        block = candidates[lo : lo + block_cells]
-        block_costs = cost(np.repeat(np.arange(lo, lo + len(block)), block.shape[1]), block.ravel()).reshape(block.shape)
-        order = np.argsort(block_costs, axis=1, kind="stable")
-        costs[lo : lo + len(block)] = np.take_along_axis(block_costs, order, 1)
-        block[...] = np.take_along_axis(block, order, 1)
+        block = slice(lo, lo + block_cells)
+        costs[block], candidates[block] = _best_by_cost(np.arange(len(candidates))[block], candidates[block], cost, k)
     unsure = np.flatnonzero(costs[:, 0] > key_distances[:, -1])
     del key_distances
     depth = k
@@ -119,10 +123,7 @@ def _ranked_candidates(cell_keys, tile_keys, cost, k, client, bar=None, deepest:
         step = max(2048, 16 * block_cells // depth)  # cells per search: ~1M candidate pairs at a time
         for part in np.array_split(unsure, math.ceil(len(unsure) / step)):
             deeper_keys, deeper = _nearest_partitioned(cell_keys[part], tile_keys, depth, client)
-            deeper_costs = cost(np.repeat(part, depth), deeper.ravel()).reshape(deeper.shape)
-            order = np.argsort(deeper_costs, axis=1, kind="stable")[:, :k]
-            costs[part] = np.take_along_axis(deeper_costs, order, 1)
-            candidates[part] = np.take_along_axis(deeper, order, 1)
+            costs[part], candidates[part] = _best_by_cost(part, deeper, cost, k)
             still_unsure.append(part[costs[part, 0] > deeper_keys[:, -1]])
         unsure = np.concatenate(still_unsure)
     return costs, candidates
