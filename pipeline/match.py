@@ -73,11 +73,10 @@ def _nearest_partitioned(
     futures = client.map(nearest_tiles, client.scatter(chunks, hash=False), tiles=tiles_future, k=k, pure=False)
     starts = np.cumsum([0] + [len(chunk) for chunk in chunks])
     order = {future.key: i for i, future in enumerate(futures)}
-    distances, indices = np.empty((len(cells), min(k, len(tiles))), np.float32), None
+    shape = (len(cells), min(k, len(tiles)))  # what nearest_tiles returns: float32 distances, int64 rows
+    distances, indices = np.empty(shape, np.float32), np.empty(shape, np.int64)
     for future, (part_distances, part_indices) in as_completed(futures, with_results=True):
         i = order[future.key]
-        if indices is None:
-            indices = np.empty((len(cells), part_indices.shape[1]), part_indices.dtype)
         distances[starts[i] : starts[i + 1]], indices[starts[i] : starts[i + 1]] = part_distances, part_indices
         if bar is not None:
             bar.update(len(chunks[i]))
@@ -113,7 +112,8 @@ def _ranked_candidates(cell_keys, tile_keys, cost, k, client, bar=None, deepest:
     costs = np.empty(candidates.shape, np.float64)
     for lo in range(0, len(candidates), block_cells):  # bounded temporaries at a million cells
         block = slice(lo, lo + block_cells)
-        costs[block], candidates[block] = _best_by_cost(np.arange(len(candidates))[block], candidates[block], cost, k)
+        cells = np.arange(lo, min(lo + block_cells, len(candidates)))
+        costs[block], candidates[block] = _best_by_cost(cells, candidates[block], cost, k)
     unsure = np.flatnonzero(costs[:, 0] > key_distances[:, -1])
     del key_distances
     depth = k
