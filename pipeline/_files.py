@@ -6,9 +6,11 @@ import os
 import secrets
 from typing import IO, Iterator
 
+import numpy as np
+
 from ._errors import MosaicError
 
-__all__ = ["check_not_precious", "replaced_atomically"]
+__all__ = ["check_not_precious", "replaced_atomically", "write_all"]
 
 
 @contextlib.contextmanager
@@ -37,3 +39,15 @@ def check_not_precious(out: str, *precious: str) -> None:
             raise MosaicError(f"refusing to write the mosaic over {path}")
     if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise MosaicError(f"output folder does not exist: {os.path.dirname(os.path.abspath(out))}")
+
+
+def write_all(fd: int, parts: list[bytes | np.ndarray]) -> None:
+    """Write byte strings and 1-D uint8 arrays, in order, with as few system calls as the kernel allows."""
+    first = 0
+    while first < len(parts):
+        written = os.writev(fd, parts[first : first + 1024])  # IOV_MAX
+        while first < len(parts) and written >= len(parts[first]):
+            written -= len(parts[first])
+            first += 1
+        if written:
+            parts[first] = parts[first][written:]

@@ -1,8 +1,9 @@
 """Writing a mosaic to disk strip by strip, so no output size needs it whole in memory.
 
-A PNG, and a JPEG whose bands were encoded apart (:mod:`pipeline._jpeg_bands`),
-are written here: their strips come compressed as separate segments of one
-stream. libvips encodes the rest (JPEG, tiled pyramidal BigTIFF, Deep Zoom) from
+A PNG, and a JPEG or tiled TIFF whose bands were encoded apart
+(:mod:`pipeline._jpeg_bands`, :mod:`pipeline._tiff_bands`), are written here:
+their strips come compressed, as separate segments of one stream or as tiles.
+libvips encodes the rest (Deep Zoom, and JPEG or TIFF from plain arrays) from
 a sequential source. The strips reach it as an uncompressed PNG byte stream
 through a socket: PNG is the one sequential raw-ish format every libvips build
 (including pyvips-binary's) can load from a stream (pyvips-binary has no PPM or
@@ -30,7 +31,9 @@ import pyvips
 from zlib_ng import zlib_ng as _checksums
 
 from ._errors import MosaicError
+from ._files import write_all
 from ._jpeg_bands import JpegBand, jpeg_pieces
+from ._tiff_bands import PyramidTiffWriter, TiffBand
 
 __all__ = ["OUTPUT_FORMATS", "DeflatedRows", "EncodedRows", "check_output", "deflate_rows", "encode_rows", "png_rows",
            "save_options", "write_image", "write_strips"]
@@ -220,18 +223,6 @@ def _png_stream(width: int, height: int, strips: Iterable[np.ndarray | EncodedRo
     yield [*_chunk(b"IDAT", b"\x01\x00\x00\xff\xff", struct.pack(">I", adler)), *_chunk(b"IEND")]
 
 
-def _write_all(fd: int, parts: list[bytes | np.ndarray]) -> None:
-    """Write byte strings and 1-D uint8 arrays, in order, with as few system calls as the kernel allows."""
-    first = 0
-    while first < len(parts):
-        written = os.writev(fd, parts[first : first + 1024])  # IOV_MAX
-        while first < len(parts) and written >= len(parts[first]):
-            written -= len(parts[first])
-            first += 1
-        if written:
-            parts[first] = parts[first][written:]
-
-
 @contextlib.contextmanager
 def _streamed_image(width: int, height: int, strips: Iterable[np.ndarray | EncodedRows]) -> Iterator[pyvips.Image]:
     """A sequential pyvips image fed from ``strips`` by a thread; re-raises the feeder's error, if any."""
@@ -249,7 +240,7 @@ def _streamed_image(width: int, height: int, strips: Iterable[np.ndarray | Encod
     def feed() -> None:
         try:
             for parts in _png_stream(width, height, strips):
-                _write_all(write_end, parts)
+                write_all(write_end, parts)
         except (BrokenPipeError, ConnectionResetError):
             pass  # libvips stopped reading: its own error is the one to report
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
@@ -322,16 +313,18 @@ def write_strips(path: str | os.PathLike, width: int, height: int, strips: Itera
         Output file.
     width, height : int
         Size of the whole image.
-    strips : iterable of ndarray of uint8, shape (h_i, width, 3), EncodedRows, DeflatedRows or JpegBand
+    strips : iterable of ndarray of uint8, shape (h_i, width, 3), EncodedRows, DeflatedRows, JpegBand or TiffBand
         The image's rows, top to bottom; their heights must add up to ``height``.
         Rows framed by :func:`encode_rows` or, for ``.png``, compressed by
-        :func:`deflate_rows`, or for ``.jpg`` encoded by :func:`encode_jpeg_band`
-        (for example on a Dask worker), are written as they are. A ``.png``, and
-        a ``.jpg`` of such bands, are written here, not by libvips: their strips,
-        compressed separately, are joined into one stream, so several processes
-        or threads share the compression.
+        :func:`deflate_rows`, for ``.jpg`` encoded by :func:`encode_jpeg_band`,
+        or for ``.tif`` by :func:`encode_tiff_band` (for example on a Dask
+        worker), are written as they are. A ``.png``, and a ``.jpg`` or ``.tif``
+        of such bands, are written here, not by libvips: their strips, compressed
+        separately, are joined into one file, so several processes or threads
+        share the compression.
     quality : int
-        JPEG quality, for JPEG output and JPEG-compressed tiles.
+        JPEG quality, for JPEG output and JPEG-compressed tiles (bands already
+        encoded keep theirs).
     """
     path = os.path.abspath(os.fspath(path))
     kind = check_output(path, width, height)
@@ -342,13 +335,21 @@ def write_strips(path: str | os.PathLike, width: int, height: int, strips: Itera
         strips = iter(strips)
         first = next(strips, None)
         strips = itertools.chain([first] if first is not None else [], strips)
+        temporary = os.path.join(work, "image" + os.path.splitext(name)[1])
+        if isinstance(first, TiffBand):
+            with open(temporary, "wb") as f:
+                pyramid = PyramidTiffWriter(f.fileno(), width, height)
+                for band in strips:
+                    pyramid.add(band)
+                pyramid.finish()
+            os.replace(temporary, path)
+            return
         if kind == "png" or isinstance(first, JpegBand):  # written here, from strips compressed apart
-            temporary = os.path.join(work, "image" + os.path.splitext(name)[1])
             pieces = ([piece] for piece in jpeg_pieces(width, height, strips)) if kind == "jpeg" else \
                 _png_stream(width, height, strips, deflate=True)
             with open(temporary, "wb") as f:
                 for parts in pieces:
-                    _write_all(f.fileno(), parts)
+                    write_all(f.fileno(), parts)
             os.replace(temporary, path)
             return
         with _streamed_image(width, height, strips) as image:
@@ -358,7 +359,6 @@ def write_strips(path: str | os.PathLike, width: int, height: int, strips: Itera
                 image.dzsave(os.path.join(work, stem), **options)
                 page = _viewer_page(name, name, width, height, options["tile_size"], options["overlap"], "jpg")
             else:
-                temporary = os.path.join(work, "image" + os.path.splitext(name)[1])
                 getattr(image, f"{kind}save")(temporary, **save_options(kind, quality))
         if kind == "dz":
             _publish_deep_zoom(work, stem, folder, page)

@@ -34,12 +34,14 @@ from ._image_out import (OUTPUT_FORMATS, DeflatedRows, EncodedRows, check_output
 from ._jpeg_bands import JpegBand, encode_jpeg_band, jpeg_band_rows
 from ._photo import PhotoError, load_square_thumbnail
 from ._progress import Progress
+from ._tiff_bands import TILE, TiffBand, encode_tiff_band, halve, pyramid_sizes, tiff_band_levels
 from .assemble import blend_tiles, resize_tiles, tile_canvas
 from .record import AssignmentRecord, read_assignment
 
-__all__ = ["RenderResult", "release_worker_state", "render_assignment", "render_band", "render_mosaic"]
+__all__ = ["BandPlace", "RenderResult", "release_worker_state", "render_assignment", "render_band", "render_mosaic"]
 
 BAND_BYTES = 32 << 20  # pixels per task: big enough to amortise a task, small enough to keep a few in flight
+TIFF_BAND_BYTES = 128 << 20  # a TIFF's bands are larger: each encodes the pyramid levels it holds whole tile rows of
 IN_FLIGHT_BYTES = 256 << 20  # bands computed or being computed ahead of the writer
 WORKER_CHUNK_CACHE_BYTES = 64 << 20
 WORKER_TILE_BUDGET_BYTES = 256 << 20
@@ -53,8 +55,8 @@ _worker_states_lock = threading.Lock()
 class BandPixels(NamedTuple):
     """One rendered band: its pixels, its preview, and the tiles whose original photo could not be re-read."""
 
-    pixels: EncodedRows | DeflatedRows | JpegBand  # band_rows * tile_px rows of cols * tile_px pixels, framed or compressed
-    preview: np.ndarray  # (band_rows * preview_px, cols * preview_px, 3) uint8
+    pixels: EncodedRows | DeflatedRows | JpegBand | TiffBand  # the band's rows, framed or compressed
+    preview: np.ndarray  # (cells * preview_px, cols * preview_px, 3) uint8, for the cells whose top row is in the band
     unreadable: list[int]  # cache rows
 
 
@@ -103,9 +105,19 @@ def _fresh_tiles(cache: TileCache, rows: np.ndarray, tile_px: int, original_path
     return tiles, unreadable
 
 
+class BandPlace(NamedTuple):
+    """Where a band's pixels sit in the output, and how the band hands them over."""
+
+    encoding: str = "stored"  # "stored", "deflate", "jpeg" or "tiff": see render_band
+    first_row: int = 0  # the band's first pixel row in the image
+    skip_rows: int = 0  # rows of its first row of cells above first_row: a TIFF's bands cut through cells
+    rows: int | None = None  # its pixel rows, if not all its cells'
+    image_height: int = 0  # for "tiff"
+    tiff_levels: int = 1  # pyramid levels the band encodes itself, for "tiff"
+
+
 def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.ndarray, tile_px: int, blend: float,
-                preview_px: int, original_paths: dict[int, str] | None = None, encoding: str = "stored",
-                first_row: int = 0) -> BandPixels:
+                preview_px: int, original_paths: dict[int, str] | None = None, place: BandPlace = BandPlace()) -> BandPixels:
     """Render one band of cells (runs on a worker).
 
     Parameters
@@ -123,10 +135,13 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
         Tile side, blend strength (0..1) and the preview's pixels per cell.
     original_paths : dict of int to str, optional
         Re-read these photos (by cache row) instead of resizing the thumbnails.
-    encoding : {"stored", "deflate", "jpeg"}
-        Frame the band for libvips (:func:`pipeline.encode_rows`), compress it
-        for a PNG (:func:`pipeline.deflate_rows`) or encode it as a band of a
-        JPEG whose first pixel row is ``first_row`` (:func:`encode_jpeg_band`).
+    place : BandPlace
+        The band's rows in the image, and its encoding: framed for libvips
+        (``"stored"``, :func:`pipeline.encode_rows`), compressed for a PNG
+        (``"deflate"``, :func:`pipeline.deflate_rows`), a band of a JPEG
+        (``"jpeg"``, :func:`encode_jpeg_band`) or the tiles of a pyramidal TIFF
+        (``"tiff"``, :func:`encode_tiff_band`). The preview holds the cells whose
+        top row is in the band.
     """
     store = _tile_store(cache_path, stamp, tile_px, original_paths is not None)
     used, layout = np.unique(tiles, return_inverse=True)
@@ -135,17 +150,51 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
     if blend > 0:
         images = blend_tiles(images[layout.ravel()], cell_rgb.reshape(-1, 3), blend)
         layout = np.arange(tiles.size).reshape(tiles.shape)
+    rows = tiles.shape[0] * tile_px - place.skip_rows if place.rows is None else place.rows
+    first_cell, end_cell = -(-place.skip_rows // tile_px), -(-(place.skip_rows + rows) // tile_px)
     # Averaging each tile down equals averaging the band down when preview_px divides tile_px,
     # and costs K small tiles instead of a pass over every pixel of the band.
-    preview = tile_canvas(resize_tiles(images, preview_px), layout)
-    if encoding == "jpeg":
-        band = encode_jpeg_band(tile_canvas(images, layout), first_row, save_options("jpeg"))
+    preview = tile_canvas(resize_tiles(images, preview_px), layout[first_cell:end_cell])
+    if place.encoding == "jpeg":
+        band = encode_jpeg_band(tile_canvas(images, layout), place.first_row, save_options("jpeg"))
+    elif place.encoding == "tiff":
+        band = _tiff_band(store, images, layout, tile_px, place._replace(rows=rows))
     else:
-        rows, cols = tiles.shape
-        raw, pixels = png_rows(rows * tile_px, cols * tile_px)
+        raw, pixels = png_rows(tiles.shape[0] * tile_px, tiles.shape[1] * tile_px)
         tile_canvas(images, layout, out=pixels)
-        band = deflate_rows(raw) if encoding == "deflate" else encode_rows(raw)
+        band = deflate_rows(raw) if place.encoding == "deflate" else encode_rows(raw)
     return BandPixels(band, preview, unreadable)
+
+
+def _scratch(store: dict, name: object, shape: tuple[int, ...]) -> np.ndarray:
+    """A per-thread buffer of ``shape`` uint8, reused from band to band: fresh pages cost a fault each."""
+    size = math.prod(shape)
+    buffer = store.get(("scratch", name))
+    if buffer is None or buffer.size < size:
+        buffer = store[("scratch", name)] = np.empty(size, np.uint8)
+    return buffer[:size].reshape(shape)
+
+
+def _tiff_band(store: dict, images: np.ndarray, layout: np.ndarray, tile_px: int, place: BandPlace) -> TiffBand:
+    """A band of a pyramidal TIFF; the levels below full size are laid out from halved tiles where they can be.
+
+    While ``2**k`` divides ``tile_px``, no 2x2 block of level ``k - 1`` straddles
+    two cells, so halving the band equals laying out its tiles halved: a few
+    thousand small tiles instead of every pixel of the band.
+    """
+    end = place.first_row + place.rows
+    wanted = min(place.tiff_levels, len(pyramid_sizes(layout.shape[1] * tile_px, place.image_height)) - 1)
+    levels = []
+    for level in range(wanted + 1):
+        side = tile_px >> level
+        top = place.skip_rows >> level
+        canvas = _scratch(store, level, (layout.shape[0] * side, layout.shape[1] * side, 3))
+        levels.append(tile_canvas(images, layout, out=canvas)[top : top + (end >> level) - (place.first_row >> level)])
+        if level == wanted or side % 2:
+            break
+        images = halve(images.reshape(-1, side, 3)).reshape(-1, side // 2, side // 2, 3)
+    return encode_tiff_band(levels[0], place.first_row, place.image_height, save_options("tiff")["Q"],
+                            place.tiff_levels, levels[1:])
 
 
 def _release(state: dict) -> None:
@@ -232,24 +281,17 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     _check_cache_matches(record, cache_path)
     stat = os.stat(cache_path)
     stamp = (stat.st_size, stat.st_mtime_ns)
-    row_bytes = width * tile_px * 3
     threads = max(1, sum(client.nthreads().values()))
-    band_rows = max(1, min(BAND_BYTES // row_bytes, math.ceil(rows / (2 * threads))))
-    window = max(2, min(2 * threads, IN_FLIGHT_BYTES // max(1, band_rows * row_bytes)))
+    bands = _plan_bands(kind, rows, cols, tile_px, threads)
+    window = max(2, min(2 * threads, IN_FLIGHT_BYTES // max(1, (bands[0][1] - bands[0][0]) * tile_px * width * 3)))
     preview_px = max(1, min(tile_px, preview_width // cols))
-    # The bands compress themselves where libvips's encoder would run on one thread: PNG always,
-    # JPEG when every band starts on a row of MCUs.
-    encoding = {"png": "deflate", "jpeg": "jpeg"}.get(kind, "stored")
-    if encoding == "jpeg" and (band_rows * tile_px) % jpeg_band_rows(save_options("jpeg")["Q"]):
-        encoding = "stored"
-    bands = range(0, rows, band_rows)
 
     def submit() -> Iterator[Future]:
-        for first in bands:
-            tiles = record.tiles[first : first + band_rows]
+        for first, end, place in bands:
+            tiles = record.tiles[first:end]
             paths = {r: record.tile_paths[r] for r in np.unique(tiles).tolist()} if from_originals else None
-            yield client.submit(render_band, cache_path, stamp, tiles, record.cell_rgb[first : first + band_rows],
-                                tile_px, blend, preview_px, paths, encoding, first * tile_px, pure=False)
+            yield client.submit(render_band, cache_path, stamp, tiles, record.cell_rgb[first:end],
+                                tile_px, blend, preview_px, paths, place, pure=False)
 
     bar = Progress("assemble", rows, "rows of cells", enabled=progress)
     previews, unreadable = [], set()
@@ -258,7 +300,7 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
         for band in _in_order(submit(), window):
             previews.append(band.preview)
             unreadable.update(band.unreadable)
-            bar.update(band.pixels.rows // tile_px)
+            bar.update(len(band.preview) // preview_px)
             yield band.pixels
 
     try:
@@ -267,6 +309,26 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
         client.run(release_worker_state)
     bar.close()
     return RenderResult(out, width, height, np.concatenate(previews), len(unreadable), time.perf_counter() - start)
+
+
+def _plan_bands(kind: str, rows: int, cols: int, tile_px: int, threads: int) -> list[tuple[int, int, BandPlace]]:
+    """Each band's rows of cells (first, end) and place: a few per thread, each within BAND_BYTES-ish."""
+    width, height = cols * tile_px, rows * tile_px
+    if kind == "tiff":  # bands of whole tile rows at every level they encode; they may cut through cells
+        levels = tiff_band_levels(width * 3, TIFF_BAND_BYTES)
+        while levels > 1 and -(-height // (TILE << (levels - 1))) < 2 * threads:
+            levels -= 1
+        step = TILE << (levels - 1)
+        return [(top // tile_px, -(-min(height, top + step) // tile_px),
+                 BandPlace("tiff", top, top % tile_px, min(height, top + step) - top, height, levels))
+                for top in range(0, height, step)]
+    band_rows = max(1, min(BAND_BYTES // (width * tile_px * 3), math.ceil(rows / (2 * threads))))
+    # The bands compress themselves where libvips's encoder would run on one thread: PNG always,
+    # JPEG when every band starts on a row of MCUs.
+    encoding = {"png": "deflate", "jpeg": "jpeg"}.get(kind, "stored")
+    if encoding == "jpeg" and (band_rows * tile_px) % jpeg_band_rows(save_options("jpeg")["Q"]):
+        encoding = "stored"
+    return [(first, min(rows, first + band_rows), BandPlace(encoding, first * tile_px)) for first in range(0, rows, band_rows)]
 
 
 def _check_cache_matches(record: AssignmentRecord, cache_path: str) -> None:
@@ -290,13 +352,14 @@ def assembly_cluster(out: str, client: Client | None = None, announce: bool = Tr
     """:func:`pipeline.dask_client` for assembly to ``out``: a LocalCluster started here runs threads in this process.
 
     The bands' pixels are then handed to the writer without being copied between
-    processes. Unless ``n_workers`` says otherwise, it runs one thread fewer than
-    the cores, as libvips's encoder needs a core of its own (a 1 GP tiled TIFF took
-    8.9 s with one band thread, 10.7 s with two, on two cores); for a PNG or JPEG,
-    which the band tasks compress themselves, one thread per core.
+    processes. Unless ``n_workers`` says otherwise, it runs one thread per core for
+    the formats the band tasks compress themselves (PNG, JPEG, TIFF), and one fewer
+    for Deep Zoom, as libvips's encoder needs a core of its own (measured when
+    TIFFs still went through libvips: 1 GP took 8.9 s with one band thread, 10.7 s
+    with two, on two cores).
     """
     if cluster_options.get("n_workers") is None:
-        own_core = OUTPUT_FORMATS.get(os.path.splitext(out)[1].lower()) not in ("png", "jpeg")
+        own_core = OUTPUT_FORMATS.get(os.path.splitext(out)[1].lower()) not in ("png", "jpeg", "tiff")
         cluster_options["n_workers"] = max(1, (os.cpu_count() or 1) - own_core)
     return dask_client(client, announce=announce, processes=False, **cluster_options)
 
