@@ -1,20 +1,21 @@
 """Tiled pyramidal BigTIFF compressed in parallel: bands encode their own JPEG tiles, the writer files them.
 
 libvips's TIFF saver compresses tiles on its own threads, but every pixel must
-first reach it through one stream. Here each band task encodes the 256 px JPEG
-tiles of its rows, at full size and at as many pyramid levels as the band holds
-whole tile rows of (a band is ``256 * 2**k`` rows, starting on such a multiple),
-and hands back the next level's rows, which the writer carries down the small
-remaining levels itself. Tiles may sit anywhere in a TIFF file: the writer
-appends them as they come and writes the directories (IFDs) last.
+first reach it through one stream, and on two cores the stream and the band
+tasks that make the pixels leave it short of CPU. Here each band task encodes
+the 256 px JPEG tiles of its rows, at full size and at as many pyramid levels as
+the band holds whole tile rows of (a band is ``256 * 2**k`` rows, starting on
+such a multiple), and hands back the next level's rows, which the writer carries
+down the small remaining levels itself. Tiles may sit anywhere in a TIFF file:
+the writer appends them as they come and writes the directories (IFDs) last.
 
-The file is what libvips's ``tiffsave(tile=True, pyramid=True, bigtiff=True,
-compression="jpeg")`` writes: the same level sizes (halved, rounded down, until
-the level fits in one tile), the same 2x2 mean, and JPEG tiles with the tables
-in ``JPEGTables``, RGB at quality >= 90 and YCbCr 4:2:0 below (libvips's choice).
-
-The tiles themselves are libvips's: see :func:`encode_tiles`. The file's
-pixels, at every level, are those of libvips's own pyramid of the same image.
+The layout is libvips's ``tiffsave(tile=True, pyramid=True, bigtiff=True,
+compression="jpeg")``: the same level sizes (halved, rounded down, until the
+level fits in one tile) and the same 2x2 mean. The tiles are libjpeg-turbo's,
+through simplejpeg, which lets go of the GIL: YCbCr with full-resolution chroma
+at quality >= 90 and 4:2:0 below (where libvips subsamples too), the tables in
+``JPEGTables`` (TIFF Technical Note 2's layout, which libtiff writes and every
+TIFF reader expects).
 """
 from __future__ import annotations
 
@@ -23,13 +24,13 @@ import struct
 from typing import NamedTuple, Sequence
 
 import numpy as np
-import pyvips
+import simplejpeg
 from PIL import Image
 
 from ._files import write_all
 
 __all__ = ["TILE", "PyramidTiffWriter", "TiffBand", "TiffTiles", "encode_tiff_band", "encode_tiles", "halve",
-           "pyramid_sizes", "tiff_band_levels"]
+           "pyramid_sizes", "tiff_band_levels", "ycbcr_quality"]
 
 TILE = 256
 
@@ -65,9 +66,7 @@ class TiffTiles(NamedTuple):
 
     level: int
     first_tile_row: int
-    buffer: bytes  # holds the tiles: abbreviated JPEG streams, whose tables are the file's JPEGTables
-    offsets: np.ndarray  # int64, where each tile starts in buffer
-    lengths: np.ndarray  # int64, each tile's bytes
+    tiles: list[bytes]  # abbreviated JPEG streams: their tables are the file's JPEGTables
 
 
 class TiffBand(NamedTuple):
@@ -82,37 +81,60 @@ class TiffBand(NamedTuple):
     tables: bytes  # JPEGTables: SOI, the quantisation and Huffman tables, EOI
 
 
-def encode_tiles(pixels: np.ndarray, quality: int) -> tuple[bytes, np.ndarray, np.ndarray, bytes]:
-    """The 256 px JPEG tiles of ``pixels`` ((h, w, 3) uint8), row by row.
+def _subsampling(quality: int) -> str:
+    return "444" if quality >= 90 else "420"
 
-    Returns a buffer, where in it each tile starts, each one's length, and
-    their JPEG tables. libvips's TIFF saver encodes them, into a small
-    TIFF in memory: they are the very tiles it would write for these rows of a
-    whole image (its pyramids' tiles too), and pyvips lets go of the GIL while it
-    works, so band threads encode in parallel.
+
+def ycbcr_quality(quality: int) -> int:
+    """The libjpeg quality of our YCbCr tiles that loses as much as libvips's TIFF tiles at ``quality``.
+
+    At quality >= 90 libvips stores its JPEG tiles as RGB (no colour transform,
+    no subsampling); on mosaic tiles, RGB at 90 has the mean error of YCbCr 4:4:4
+    at 94, with 1.6 times its bytes (``tests/benchmarks/bench_assemble.py``
+    prints both files' error and size). Below 90 both are YCbCr 4:2:0 at ``quality``.
+    """
+    return min(100, quality + 4) if quality >= 90 else quality
+
+
+def encode_tiles(pixels: np.ndarray, quality: int) -> tuple[list[bytes], bytes]:
+    """The 256 px JPEG tiles of ``pixels`` ((h, w, 3) uint8) at libvips's ``quality``, row by row, and their tables.
+
+    Tiles at the right and bottom edges are padded to full size with black, as
+    TIFF tiles are always whole (as libvips pads them: flat blocks cost nearly
+    nothing, where repeating the edge cost up to 6 times the bytes). Each tile is an
+    abbreviated JPEG stream (SOI, SOF, SOS, scan, EOI); the tables, the same
+    for every tile of one quality, come back as a ``JPEGTables`` value.
     """
     height, width = pixels.shape[:2]
-    image = pyvips.Image.new_from_memory(np.ascontiguousarray(pixels).data, width, height, 3, "uchar")
-    data = image.tiffsave_buffer(tile=True, tile_width=TILE, tile_height=TILE, compression="jpeg", Q=quality)
-    tags = _first_directory(data)
-    return data, tags[324].astype(np.int64), tags[325].astype(np.int64), tags[347].tobytes()
+    tiles, tables = [], b""
+    for top in range(0, height, TILE):
+        for left in range(0, width, TILE):
+            tile = pixels[top : top + TILE, left : left + TILE]
+            if tile.shape[:2] != (TILE, TILE):
+                padded = np.zeros((TILE, TILE, 3), np.uint8)
+                padded[: tile.shape[0], : tile.shape[1]] = tile
+                tile = padded
+            data = simplejpeg.encode_jpeg(np.ascontiguousarray(tile), quality=ycbcr_quality(quality), colorspace="RGB",
+                                          colorsubsampling=_subsampling(quality))
+            frame, scan, table_segments = _split_jpeg(data)
+            tiles.append(b"\xff\xd8" + data[frame[0] : frame[1]] + data[scan:])
+            tables = tables or b"\xff\xd8" + b"".join(data[a:b] for a, b in table_segments) + b"\xff\xd9"
+    return tiles, tables
 
 
-def _first_directory(data: bytes) -> dict[int, np.ndarray]:
-    """The values of the first IFD of a classic little-endian TIFF in memory, by tag."""
-    if data[:4] != b"II*\0":
-        raise ValueError("libvips did not write a little-endian classic TIFF")
-    position = struct.unpack_from("<I", data, 4)[0]
-    tags = {}
-    for i in range(struct.unpack_from("<H", data, position)[0]):
-        tag, kind, count, value = struct.unpack_from("<HHII", data, position + 2 + 12 * i)
-        dtype = {1: "u1", 3: "<u2", 4: "<u4", 7: "u1", 16: "<u8"}.get(kind)
-        if dtype is None:
-            continue
-        size = np.dtype(dtype).itemsize * count
-        start = position + 2 + 12 * i + 8 if size <= 4 else value
-        tags[tag] = np.frombuffer(data, dtype, count, start)
-    return tags
+def _split_jpeg(data: bytes) -> tuple[tuple[int, int], int, list[tuple[int, int]]]:
+    """Where a baseline JPEG's SOF segment is, where its SOS segment starts, and where its DQT and DHT segments are."""
+    position, frame, tables = 2, (0, 0), []
+    while True:
+        marker = data[position + 1]
+        end = position + 2 + struct.unpack_from(">H", data, position + 2)[0]
+        if marker == 0xDA:  # SOS: the scan follows
+            return frame, position, tables
+        if marker == 0xC0:
+            frame = (position, end)
+        elif marker in (0xDB, 0xC4):
+            tables.append((position, end))
+        position = end
 
 
 class _Levels:
@@ -146,8 +168,8 @@ class _Levels:
             block, rest = joined[:whole], joined[whole:]
             if len(rest):
                 pending.append(rest)
-            buffer, offsets, lengths, self.tables = encode_tiles(block, self.quality)
-            self.made.append(TiffTiles(level, self.next_tile_row[level], buffer, offsets, lengths))
+            tiles, self.tables = encode_tiles(block, self.quality)
+            self.made.append(TiffTiles(level, self.next_tile_row[level], tiles))
             self.next_tile_row[level] += -(-len(block) // TILE)
             if level + 1 < len(self.sizes) and level + 1 not in self.given:
                 self.add(level + 1, halve(block))
@@ -224,12 +246,12 @@ class PyramidTiffWriter:
         write_all(fd, [b"\0" * 16])  # the header, filled in by finish()
 
     def _write_tiles(self, parts: list[TiffTiles]) -> None:
-        for level, first_tile_row, buffer, offsets, lengths in parts:
+        for level, first_tile_row, tiles in parts:
             first = first_tile_row * self._across[level]
-            self._counts[level][first : first + len(lengths)] = lengths
-            self._offsets[level][first : first + len(lengths)] = self._position + np.cumsum(lengths) - lengths
-            view = memoryview(buffer)
-            write_all(self._fd, [view[start : start + length] for start, length in zip(offsets.tolist(), lengths.tolist())])
+            lengths = np.fromiter(map(len, tiles), np.uint64, len(tiles))
+            self._counts[level][first : first + len(tiles)] = lengths
+            self._offsets[level][first : first + len(tiles)] = self._position + np.cumsum(lengths) - lengths
+            write_all(self._fd, list(tiles))
             self._position += int(lengths.sum())
         parts.clear()
 
@@ -261,18 +283,18 @@ class PyramidTiffWriter:
         missing = [level for level, counts in enumerate(self._counts) if not counts.all()]
         if missing:
             raise ValueError(f"pyramid level {missing[0]} is missing tiles: the bands did not cover the image")
-        photometric, subsampling = (2, None) if self._quality >= 90 else (6, (2, 2))
+        subsampling = (1, 1) if _subsampling(self._quality) == "444" else (2, 2)
         blob: list[bytes] = []
         position = self._position + (-self._position % 8)
         first_ifd = 0
         previous_next: int | None = None  # where in blob the previous IFD's "next" pointer sits
         for level, (width, height) in enumerate(self.sizes):
             tags = [(254, 4, [1])] if level else []
-            tags += [(256, 4, [width]), (257, 4, [height]), (258, 3, [8, 8, 8]), (259, 3, [7]), (262, 3, [photometric]),
+            tags += [(256, 4, [width]), (257, 4, [height]), (258, 3, [8, 8, 8]), (259, 3, [7]), (262, 3, [6]),
                      (277, 3, [3]), (284, 3, [1]), (322, 4, [TILE]), (323, 4, [TILE]),
                      (324, 16, self._offsets[level].tolist()), (325, 16, self._counts[level].tolist()),
                      (347, 7, self._tables)]
-            tags += [(530, 3, list(subsampling))] if subsampling else []
+            tags += [(530, 3, list(subsampling))]  # YCbCr: the default would say 4:2:0
             out_of_line: list[bytes] = []
             entries = []
             for tag, kind, values in tags:

@@ -16,6 +16,7 @@ from PIL import Image
 import pipeline.render
 from browser import open_page
 from pipeline._image_out import save_options
+from pipeline._tiff_bands import halve, pyramid_sizes
 from pipeline import (MosaicError, TileCache, index_library, load_square_thumbnail, make_mosaic, read_assignment,
                       render_mosaic, resize_tiles, tile_canvas)
 
@@ -64,6 +65,28 @@ def test_jpeg_from_bands_encoded_apart_decodes_as_the_whole_image_encoded_at_onc
     whole = pyvips.Image.new_from_memory(expected.tobytes(), expected.shape[1], expected.shape[0], 3, "uchar")
     reference = whole.jpegsave_buffer(**save_options("jpeg"))
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "bands.jpg")), np.asarray(Image.open(io.BytesIO(reference))))
+
+
+def test_tiff_from_bands_holds_the_mosaic_at_every_level(made, client, tmp_path, monkeypatch):
+    summary, cache = made
+    plan = pipeline.render._plan_bands
+    monkeypatch.setattr(pipeline.render, "_plan_bands", lambda kind, rows, cols, tile_px, threads: plan(kind, rows, cols, tile_px, 1))
+    bands = plan("tiff", summary.rows, 20, 96, 1)
+    # Bands of 1024 rows that cut through the 96 px cells and encode three levels each, the lower two
+    # laid out from halved tiles; the writer carries the rest.
+    assert [place.tiff_levels for _, _, place in bands] == [3, 3] and bands[1][2].skip_rows == 1024 % 96
+    render_mosaic(summary.assignment_npz, cache, tmp_path / "m.tif", tile_px=96, client=client, progress=False)
+    levels = [_expected(read_assignment(summary.assignment_npz), cache, 96)]
+    sizes = pyramid_sizes(20 * 96, summary.rows * 96)
+    while len(levels) < len(sizes):
+        levels.append(halve(levels[-1]))
+    assert pyvips.Image.new_from_file(str(tmp_path / "m.tif")).get("n-pages") == len(sizes) == 4
+    for page, reference in enumerate(levels):
+        mine = pyvips.Image.new_from_file(str(tmp_path / "m.tif"), page=page).numpy()
+        assert mine.shape == reference.shape
+        error = np.abs(mine.astype(int) - reference)
+        worst_strip = max(error[top : top + 32].mean() for top in range(0, len(error), 32))
+        assert worst_strip < 5, page  # JPEG's loss, in every strip; rows out of place cost ~30
 
 
 def test_full_blend_paints_each_cell_its_colour(made, client, tmp_path):
