@@ -1,12 +1,14 @@
 """JPEG compressed in parallel: bands encoded apart, joined at restart markers into one baseline JPEG.
 
-libvips's JPEG encoder runs on one thread. Here each band is encoded on its own
-(by libvips, at the image's full width, with the same tables) with a restart
-marker after every row of MCUs, so the entropy coder starts afresh exactly where
-the next band begins. The bands' scans, with their restart markers renumbered
-for their place in the image, are then one scan of the whole image: it decodes
-to the same pixels as the whole image encoded at once (same blocks, same
-quantisation, same Huffman tables).
+libvips's JPEG encoder runs on one thread. Here every row of MCUs (8 pixel rows,
+16 when chroma is subsampled) is encoded on its own, by libjpeg-turbo through
+simplejpeg (which frees the GIL, so band threads encode in parallel), as a JPEG
+one MCU row high. Its entropy-coded scan is exactly what an encoder of the whole
+image writes for that row after a restart marker: the same blocks (the bottom
+edge is padded the same way), the same quantisation and Huffman tables, and DC
+prediction starting afresh. A band's rows, with restart markers numbered for
+their place in the image, are then one band of the whole image's scan; joined,
+the bands decode to the same pixels as the whole image encoded at once.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import struct
 from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
-import pyvips
+import simplejpeg
 
 __all__ = ["JpegBand", "encode_jpeg_band", "jpeg_band_rows", "jpeg_pieces"]
 
@@ -38,23 +40,30 @@ def jpeg_band_rows(quality: int) -> int:
 def encode_jpeg_band(pixels: np.ndarray, first_row: int, options: dict) -> JpegBand:
     """Encode rows ``first_row ..`` of an image (``pixels``, (h, w, 3) uint8) as a band of it.
 
-    ``options`` are libvips's ``jpegsave`` options (:func:`pipeline.save_options`);
-    ``first_row`` must be a multiple of :func:`jpeg_band_rows`.
+    ``options`` are libvips's ``jpegsave`` options (:func:`pipeline.save_options`):
+    their quality, with chroma subsampled below 90 as libvips does. ``first_row``
+    must be a multiple of :func:`jpeg_band_rows`.
     """
     height, width = pixels.shape[:2]
-    mcu = jpeg_band_rows(options["Q"])
+    quality = options["Q"]
+    mcu = jpeg_band_rows(quality)
     if first_row % mcu:
         raise ValueError(f"a JPEG band must start on a row of MCUs ({mcu} px), not at row {first_row}")
-    image = pyvips.Image.new_from_memory(np.ascontiguousarray(pixels).data, width, height, 3, "uchar")
-    data = image.jpegsave_buffer(**options, restart_interval=-(-width // mcu))
-    header_end = _scan_start(data)
-    scan = np.frombuffer(data, np.uint8, count=len(data) - header_end - 2, offset=header_end).copy()
-    # In entropy-coded data 0xFF is followed by a stuffed 0x00 or by a marker; the only markers are RSTn.
-    markers = np.flatnonzero((scan[:-1] == 0xFF) & ((scan[1:] & 0xF8) == 0xD0)) + 1
+    header, scans = b"", []
+    for top in range(0, height, mcu):
+        data = simplejpeg.encode_jpeg(np.ascontiguousarray(pixels[top : top + mcu]), quality=quality, colorspace="RGB",
+                                      colorsubsampling="444" if mcu == 8 else "420", fastdct=False)
+        start = _scan_start(data)
+        header = header or data[:start]
+        scans.append(data[start:-2])  # up to the EOI
+    # The header of a JPEG one MCU row high, plus a restart interval of one row; jpeg_pieces sets the height.
+    sos = next(start for marker, start, _ in _segments(header) if marker == _SOS)
+    header = header[:sos] + b"\xff\xdd" + struct.pack(">HH", 4, -(-width // mcu)) + header[sos:]
     mcu_row = first_row // mcu
-    scan[markers] = 0xD0 + (mcu_row + np.arange(len(markers))) % 8
-    lead = bytes([0xFF, 0xD0 + (mcu_row - 1) % 8]) if mcu_row else b""
-    return JpegBand(data[:header_end], lead + scan.tobytes(), height, width)
+    pieces = [bytes([0xFF, 0xD0 + (mcu_row - 1) % 8])] if mcu_row else []  # the marker after the band above
+    for i, scan in enumerate(scans):
+        pieces += [bytes([0xFF, 0xD0 + (mcu_row + i - 1) % 8]), scan] if i else [scan]
+    return JpegBand(header, b"".join(pieces), height, width)
 
 
 def _segments(data: bytes) -> Iterator[tuple[int, int, int]]:
