@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, NamedTuple
 import numpy as np
 import simplejpeg
 
-__all__ = ["JpegBand", "encode_jpeg_band", "jpeg_band_rows", "jpeg_pieces"]
+__all__ = ["JpegBand", "encode_jpeg_band", "header_segments", "jpeg_band_rows", "jpeg_pieces"]
 
 _SOF_BASELINE, _SOS, _EOI = 0xC0, 0xDA, b"\xff\xd9"
 
@@ -57,7 +57,7 @@ def encode_jpeg_band(pixels: np.ndarray, first_row: int, options: dict) -> JpegB
         header = header or data[:start]
         scans.append(data[start:-2])  # up to the EOI
     # The header of a JPEG one MCU row high, plus a restart interval of one row; jpeg_pieces sets the height.
-    sos = next(start for marker, start, _ in _segments(header) if marker == _SOS)
+    sos = next(start for marker, start, _ in header_segments(header) if marker == _SOS)
     header = header[:sos] + b"\xff\xdd" + struct.pack(">HH", 4, -(-width // mcu)) + header[sos:]
     mcu_row = first_row // mcu
     pieces = [bytes([0xFF, 0xD0 + (mcu_row - 1) % 8])] if mcu_row else []  # the marker after the band above
@@ -66,8 +66,8 @@ def encode_jpeg_band(pixels: np.ndarray, first_row: int, options: dict) -> JpegB
     return JpegBand(header, b"".join(pieces), height, width)
 
 
-def _segments(data: bytes) -> Iterator[tuple[int, int, int]]:
-    """(marker, start, end) of each header segment after SOI, up to and including SOS."""
+def header_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(marker, start, end) of each header segment of a JPEG after SOI, up to and including SOS."""
     position = 2
     while True:
         marker = data[position + 1]
@@ -79,7 +79,7 @@ def _segments(data: bytes) -> Iterator[tuple[int, int, int]]:
 
 
 def _scan_start(data: bytes) -> int:
-    return next(end for marker, _, end in _segments(data) if marker == _SOS)
+    return next(end for marker, _, end in header_segments(data) if marker == _SOS)
 
 
 def jpeg_pieces(width: int, height: int, bands: Iterable[JpegBand]) -> Iterator[bytes]:
@@ -90,7 +90,7 @@ def jpeg_pieces(width: int, height: int, bands: Iterable[JpegBand]) -> Iterator[
             raise ValueError(f"band {band.width} px wide does not fit a {width} px wide image")
         if rows_seen == 0:
             header = bytearray(band.header)
-            sof = next(start for marker, start, _ in _segments(band.header) if marker == _SOF_BASELINE)
+            sof = next(start for marker, start, _ in header_segments(band.header) if marker == _SOF_BASELINE)
             header[sof + 5 : sof + 7] = struct.pack(">H", height)
             yield bytes(header)
         rows_seen += band.rows

@@ -28,6 +28,7 @@ import simplejpeg
 from PIL import Image
 
 from ._files import write_all
+from ._jpeg_bands import header_segments
 
 __all__ = ["TILE", "PyramidTiffWriter", "TiffBand", "TiffTiles", "encode_tiff_band", "encode_tiles", "halve",
            "pyramid_sizes", "tiff_band_levels", "ycbcr_quality"]
@@ -100,8 +101,9 @@ def encode_tiles(pixels: np.ndarray, quality: int) -> tuple[list[bytes], bytes]:
     """The 256 px JPEG tiles of ``pixels`` ((h, w, 3) uint8) at libvips's ``quality``, row by row, and their tables.
 
     Tiles at the right and bottom edges are padded to full size with black, as
-    TIFF tiles are always whole (as libvips pads them: flat blocks cost nearly
-    nothing, where repeating the edge cost up to 6 times the bytes). Each tile is an
+    libvips pads them: TIFF tiles are always whole, and black blocks cost next to
+    nothing (repeating the edge pixels made a narrow image's file up to 6 times
+    larger). Each tile is an
     abbreviated JPEG stream (SOI, SOF, SOS, scan, EOI); the tables, the same
     for every tile of one quality, come back as a ``JPEGTables`` value.
     """
@@ -116,25 +118,12 @@ def encode_tiles(pixels: np.ndarray, quality: int) -> tuple[list[bytes], bytes]:
                 tile = padded
             data = simplejpeg.encode_jpeg(np.ascontiguousarray(tile), quality=ycbcr_quality(quality), colorspace="RGB",
                                           colorsubsampling=_subsampling(quality))
-            frame, scan, table_segments = _split_jpeg(data)
-            tiles.append(b"\xff\xd8" + data[frame[0] : frame[1]] + data[scan:])
-            tables = tables or b"\xff\xd8" + b"".join(data[a:b] for a, b in table_segments) + b"\xff\xd9"
+            segments = list(header_segments(data))
+            frame = next(data[start:end] for marker, start, end in segments if marker == 0xC0)
+            tiles.append(b"\xff\xd8" + frame + data[segments[-1][1] :])  # SOI, SOF, then from SOS on
+            tables = tables or b"".join([b"\xff\xd8", *(data[start:end] for marker, start, end in segments
+                                                       if marker in (0xDB, 0xC4)), b"\xff\xd9"])
     return tiles, tables
-
-
-def _split_jpeg(data: bytes) -> tuple[tuple[int, int], int, list[tuple[int, int]]]:
-    """Where a baseline JPEG's SOF segment is, where its SOS segment starts, and where its DQT and DHT segments are."""
-    position, frame, tables = 2, (0, 0), []
-    while True:
-        marker = data[position + 1]
-        end = position + 2 + struct.unpack_from(">H", data, position + 2)[0]
-        if marker == 0xDA:  # SOS: the scan follows
-            return frame, position, tables
-        if marker == 0xC0:
-            frame = (position, end)
-        elif marker in (0xDB, 0xC4):
-            tables.append((position, end))
-        position = end
 
 
 class _Levels:
