@@ -328,12 +328,16 @@ def _plan_bands(kind: str, rows: int, cols: int, tile_px: int, threads: int) -> 
         return [(top // tile_px, -(-min(height, top + step) // tile_px),
                  BandPlace("tiff", top, top % tile_px, min(height, top + step) - top, height, levels))
                 for top in range(0, height, step)]
-    band_rows = max(1, min(BAND_BYTES // (width * tile_px * 3), math.ceil(rows / (2 * threads))))
-    # The bands compress themselves where libvips's encoder would run on one thread: PNG always,
-    # JPEG when every band starts on a row of MCUs.
+    # The bands compress themselves where libvips's encoder would run on one thread: PNG and JPEG. A JPEG's bands
+    # start on rows of MCUs: their cell rows are a multiple of `step`.
     encoding = {"png": "deflate", "jpeg": "jpeg"}.get(kind, "stored")
-    if encoding == "jpeg" and (band_rows * tile_px) % jpeg_band_rows(save_options("jpeg")["Q"]):
-        encoding = "stored"
+    mcu = jpeg_band_rows(save_options("jpeg")["Q"])
+    step = mcu // math.gcd(tile_px, mcu) if encoding == "jpeg" else 1
+    band_rows = max(1, min(BAND_BYTES // (width * tile_px * 3), math.ceil(rows / (2 * threads))))
+    # As many bands as keep every thread busy to the end (at 100 MP, 9 bands on 2 threads left one idle
+    # for the last), of even size.
+    bands = -(-math.ceil(rows / band_rows) // threads) * threads
+    band_rows = -(-math.ceil(rows / bands) // step) * step
     return [(first, min(rows, first + band_rows), BandPlace(encoding, first * tile_px)) for first in range(0, rows, band_rows)]
 
 

@@ -15,6 +15,7 @@ import simplejpeg
 from PIL import Image
 
 import pipeline.render
+from pipeline.render import BandPlace
 from browser import open_page
 from pipeline._image_out import save_options
 from pipeline._tiff_bands import halve, pyramid_sizes
@@ -87,6 +88,21 @@ def test_tiff_from_bands_holds_the_mosaic_at_every_level(made, client, tmp_path,
         error = np.abs(mine.astype(int) - reference)
         worst_strip = max(error[top : top + 32].mean() for top in range(0, len(error), 32))
         assert worst_strip < 5, page  # JPEG's loss, in every strip; rows out of place cost ~30
+
+
+@pytest.mark.parametrize("kind, rows, tile_px, threads, expected", [
+    ("jpeg", 312, 32, 2, [32] * 9 + [24]),  # 10 bands, not 9 of ~35 rows: the last would run alone
+    ("png", 988, 32, 2, [33] * 29 + [31]),
+    ("jpeg", 301, 20, 2, [76] * 3 + [73]),  # an even number of 20 px rows: bands start on 8 px rows of MCUs
+    ("jpeg", 77, 7, 3, [16] * 4 + [13]),  # 7 px cells: 8 rows of them make a whole number of MCU rows
+    ("jpeg", 3, 64, 4, [1, 1, 1]),  # fewer rows than threads
+])
+def test_band_plans_cover_the_grid_in_even_bands_that_keep_every_thread_busy(kind, rows, tile_px, threads, expected):
+    bands = pipeline.render._plan_bands(kind, rows, 312, tile_px, threads)
+    assert [end - first for first, end, _ in bands] == expected
+    assert [first for first, _, _ in bands] == [0, *(end for _, end, _ in bands[:-1])]
+    assert all(place == BandPlace({"jpeg": "jpeg", "png": "deflate"}[kind], first * tile_px) for first, _, place in bands)
+    assert kind != "jpeg" or all(place.first_row % 8 == 0 for _, _, place in bands)  # rows of MCUs at quality 90
 
 
 def test_full_blend_paints_each_cell_its_colour(made, client, tmp_path):
