@@ -82,7 +82,7 @@ def tile_canvas(tiles: np.ndarray, layout: np.ndarray, out: np.ndarray | None = 
     if out.shape != (rows * p, cols * p, 3):
         raise ValueError(f"out has shape {out.shape}, the canvas is {(rows * p, cols * p, 3)}")
     cells = out.reshape(rows, p, cols, p, 3)
-    if not np.may_share_memory(cells, out):
+    if out.size and not np.may_share_memory(cells, out):
         raise ValueError("out cannot be viewed as a grid of cells without copying")
     # One row of cells at a time: its gathered tiles (a few MB) stay in cache while they
     # are transposed into place, 2.5x faster than transposing the whole gathered band.

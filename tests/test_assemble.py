@@ -22,6 +22,13 @@ def test_tile_canvas_keeps_tile_orientation():
     assert canvas[0, 1].tolist() == [255] * 3 and canvas[0, 3].tolist() == [255] * 3 and canvas[1].max() == 0
 
 
+def test_tile_canvas_of_no_rows_is_empty():
+    # A pyramid's last band may own rows below the last cell's top: its preview holds no cells.
+    tiles = np.zeros((3, 4, 4, 3), np.uint8)
+    assert tile_canvas(tiles, np.zeros((0, 5), int)).shape == (0, 20, 3)
+    assert tile_canvas(tiles, np.zeros((0, 5), int), out=np.empty((0, 20, 3), np.uint8)).shape == (0, 20, 3)
+
+
 def test_resize_tiles_keeps_colour():
     tiles = np.full((2, 16, 16, 3), (200, 100, 50), np.uint8)
     out = resize_tiles(tiles, 5)
