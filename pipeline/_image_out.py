@@ -1,10 +1,10 @@
 """Writing a mosaic to disk strip by strip, so no output size needs it whole in memory.
 
-A PNG, and a JPEG or tiled TIFF whose bands were encoded apart
-(:mod:`pipeline._jpeg_bands`, :mod:`pipeline._tiff_bands`), are written here:
-their strips come compressed, as separate segments of one stream or as tiles.
-libvips encodes the rest (Deep Zoom, and JPEG or TIFF from plain arrays) from
-a sequential source. The strips reach it as an uncompressed PNG byte stream
+A PNG, and a JPEG, tiled TIFF or Deep Zoom pyramid whose bands were encoded
+apart (:mod:`pipeline._jpeg_bands`, :mod:`pipeline._tiff_bands`,
+:mod:`pipeline._dz_bands`), are written here: their strips come compressed, as
+separate segments of one stream or as tiles. libvips encodes the rest (JPEG, TIFF
+and Deep Zoom from plain arrays) from a sequential source. The strips reach it as an uncompressed PNG byte stream
 through a socket: PNG is the one sequential raw-ish format every libvips build
 (including pyvips-binary's) can load from a stream (pyvips-binary has no PPM or
 raw loader for streams). "Stored" deflate blocks cost only the checksums, which
@@ -31,6 +31,7 @@ import pyvips
 from zlib_ng import zlib_ng as _checksums
 
 from ._errors import MosaicError
+from ._dz_bands import DZ_OVERLAP, DZ_TILE, DeepZoomBand, DeepZoomWriter
 from ._files import write_all
 from ._jpeg_bands import JpegBand, jpeg_pieces
 from ._tiff_bands import PyramidTiffWriter, TiffBand
@@ -313,14 +314,15 @@ def write_strips(path: str | os.PathLike, width: int, height: int, strips: Itera
         Output file.
     width, height : int
         Size of the whole image.
-    strips : iterable of ndarray of uint8, shape (h_i, width, 3), EncodedRows, DeflatedRows, JpegBand or TiffBand
+    strips : iterable of ndarray of uint8, shape (h_i, width, 3), EncodedRows, DeflatedRows, JpegBand, TiffBand or DeepZoomBand
         The image's rows, top to bottom; their heights must add up to ``height``.
         Rows framed by :func:`encode_rows` or, for ``.png``, compressed by
         :func:`deflate_rows`, for ``.jpg`` encoded by :func:`encode_jpeg_band`,
-        or for ``.tif`` by :func:`encode_tiff_band` (for example on a Dask
-        worker), are written as they are. A ``.png``, and a ``.jpg`` or ``.tif``
-        of such bands, are written here, not by libvips: their strips, compressed
-        separately, are joined into one file, so several processes or threads
+        for ``.tif`` by :func:`encode_tiff_band` or for ``.dzi`` by
+        :func:`encode_dz_band` (for example on a Dask worker), are written as
+        they are. A ``.png``, and a ``.jpg``, ``.tif`` or ``.dzi`` of such bands,
+        are written here, not by libvips: their strips, compressed separately,
+        are joined into one file or pyramid, so several processes or threads
         share the compression.
     quality : int
         JPEG quality, for JPEG output and JPEG-compressed tiles (bands already
@@ -336,6 +338,14 @@ def write_strips(path: str | os.PathLike, width: int, height: int, strips: Itera
         first = next(strips, None)
         strips = itertools.chain([first] if first is not None else [], strips)
         temporary = os.path.join(work, "image" + os.path.splitext(name)[1])
+        if isinstance(first, DeepZoomBand):
+            stem = os.path.splitext(name)[0]
+            pyramid = DeepZoomWriter(work, stem, width, height)
+            for band in strips:
+                pyramid.add(band)
+            pyramid.finish()
+            _publish_deep_zoom(work, stem, folder, _viewer_page(name, name, width, height, DZ_TILE, DZ_OVERLAP, "jpg"))
+            return
         if isinstance(first, TiffBand):
             with open(temporary, "wb") as f:
                 pyramid = PyramidTiffWriter(f.fileno(), width, height)

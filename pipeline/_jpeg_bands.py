@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, NamedTuple
 import numpy as np
 import simplejpeg
 
-__all__ = ["JpegBand", "encode_jpeg_band", "header_segments", "jpeg_band_rows", "jpeg_pieces"]
+__all__ = ["JpegBand", "encode_jpeg_band", "header_segments", "jpeg_band_rows", "jpeg_pieces", "libvips_subsampling"]
 
 _SOF_BASELINE, _SOS, _EOI = 0xC0, 0xDA, b"\xff\xd9"
 
@@ -32,9 +32,14 @@ class JpegBand(NamedTuple):
     width: int
 
 
+def libvips_subsampling(quality: int) -> str:
+    """simplejpeg's chroma subsampling for libvips's JPEG at ``quality``: 2x2 below 90, full resolution from 90 up."""
+    return "444" if quality >= 90 else "420"
+
+
 def jpeg_band_rows(quality: int) -> int:
     """Pixel rows in one row of MCUs: bands must start on a multiple of this."""
-    return 8 if quality >= 90 else 16  # libvips subsamples chroma (2x2) below quality 90
+    return 8 if libvips_subsampling(quality) == "444" else 16
 
 
 def encode_jpeg_band(pixels: np.ndarray, first_row: int, options: dict) -> JpegBand:
@@ -52,7 +57,7 @@ def encode_jpeg_band(pixels: np.ndarray, first_row: int, options: dict) -> JpegB
     header, scans = b"", []
     for top in range(0, height, mcu):
         data = simplejpeg.encode_jpeg(np.ascontiguousarray(pixels[top : top + mcu]), quality=quality, colorspace="RGB",
-                                      colorsubsampling="444" if mcu == 8 else "420", fastdct=False)
+                                      colorsubsampling=libvips_subsampling(quality), fastdct=False)
         start = _scan_start(data)
         header = header or data[:start]
         scans.append(data[start:-2])  # up to the EOI

@@ -28,7 +28,7 @@ import simplejpeg
 from PIL import Image
 
 from ._files import write_all
-from ._jpeg_bands import header_segments
+from ._jpeg_bands import header_segments, libvips_subsampling
 
 __all__ = ["TILE", "PyramidTiffWriter", "TiffBand", "TiffTiles", "encode_tiff_band", "encode_tiles", "halve",
            "pyramid_sizes", "tiff_band_levels", "ycbcr_quality"]
@@ -45,16 +45,22 @@ def pyramid_sizes(width: int, height: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def tiff_band_levels(row_bytes: int, budget_bytes: int, most: int = 3) -> int:
-    """Pyramid levels a band encodes itself: bands are ``TILE * 2**(levels - 1)`` rows within ``budget_bytes``."""
+def tiff_band_levels(row_bytes: int, budget_bytes: int, most: int = 3, tile: int = TILE) -> int:
+    """Pyramid levels a band encodes itself: bands are ``tile * 2**(levels - 1)`` rows within ``budget_bytes``."""
     levels = 1
-    while levels < most and TILE * 2**levels * row_bytes <= budget_bytes:
+    while levels < most and tile * 2**levels * row_bytes <= budget_bytes:
         levels += 1
     return levels
 
 
-def halve(pixels: np.ndarray) -> np.ndarray:
-    """Each 2x2 block's mean, rounded (libvips's pyramid reduction); an odd last row or column is dropped."""
+def halve(pixels: np.ndarray, repeat_odd: bool = False) -> np.ndarray:
+    """Each 2x2 block's mean, rounded (libvips's pyramid reduction).
+
+    An odd last row or column is dropped (libvips's TIFF pyramid), or with
+    ``repeat_odd`` averaged with a copy of itself (its Deep Zoom pyramid).
+    """
+    if repeat_odd and (pixels.shape[0] % 2 or pixels.shape[1] % 2):
+        pixels = np.pad(pixels, ((0, pixels.shape[0] % 2), (0, pixels.shape[1] % 2), (0, 0)), mode="edge")
     height, width = pixels.shape[0] // 2, pixels.shape[1] // 2
     if height == 0 or width == 0:
         return np.empty((height, width, 3), np.uint8)
@@ -80,10 +86,6 @@ class TiffBand(NamedTuple):
     width: int
     quality: int
     tables: bytes  # JPEGTables: SOI, the quantisation and Huffman tables, EOI
-
-
-def _subsampling(quality: int) -> str:
-    return "444" if quality >= 90 else "420"
 
 
 def ycbcr_quality(quality: int) -> int:
@@ -117,7 +119,7 @@ def encode_tiles(pixels: np.ndarray, quality: int) -> tuple[list[bytes], bytes]:
                 padded[: tile.shape[0], : tile.shape[1]] = tile
                 tile = padded
             data = simplejpeg.encode_jpeg(np.ascontiguousarray(tile), quality=ycbcr_quality(quality), colorspace="RGB",
-                                          colorsubsampling=_subsampling(quality))
+                                          colorsubsampling=libvips_subsampling(quality))
             segments = list(header_segments(data))
             frame = next(data[start:end] for marker, start, end in segments if marker == 0xC0)
             tiles.append(b"\xff\xd8" + frame + data[segments[-1][1] :])  # SOI, SOF, then from SOS on
@@ -272,7 +274,7 @@ class PyramidTiffWriter:
         missing = [level for level, counts in enumerate(self._counts) if not counts.all()]
         if missing:
             raise ValueError(f"pyramid level {missing[0]} is missing tiles: the bands did not cover the image")
-        subsampling = (1, 1) if _subsampling(self._quality) == "444" else (2, 2)
+        subsampling = (1, 1) if libvips_subsampling(self._quality) == "444" else (2, 2)
         blob: list[bytes] = []
         position = self._position + (-self._position % 8)
         first_ifd = 0

@@ -259,7 +259,7 @@ def make_mosaic(
     report_file = cluster_options.pop("performance_report", None)
     if report_file is not None:
         cluster_options["performance_report"] = "{0}.assemble{1}".format(*os.path.splitext(os.fspath(report_file)))
-    with assembly_cluster(out, client, announce=False, **cluster_options) as dask:
+    with assembly_cluster(client, announce=False, **cluster_options) as dask:
         rendered = render_assignment(record, cache_path, out, dask, tile_px=tile_px, blend=blend,
                                      from_originals=from_originals, progress=progress)
     seconds["assemble"] = time.perf_counter() - t

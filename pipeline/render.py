@@ -25,23 +25,23 @@ from typing import Iterator, NamedTuple
 import numpy as np
 from distributed import Client, Future
 
+from ._band_plan import BandPlace, plan_bands
 from ._cache import TileCache
 from ._cluster import dask_client
+from ._dz_bands import DeepZoomBand, encode_dz_band
 from ._errors import MosaicError
 from ._files import check_not_precious
-from ._image_out import (OUTPUT_FORMATS, DeflatedRows, EncodedRows, check_output, deflate_rows, encode_rows, png_rows, save_options,
+from ._image_out import (DeflatedRows, EncodedRows, check_output, deflate_rows, encode_rows, png_rows, save_options,
                          write_strips)
-from ._jpeg_bands import JpegBand, encode_jpeg_band, jpeg_band_rows
+from ._jpeg_bands import JpegBand, encode_jpeg_band
 from ._photo import PhotoError, load_square_thumbnail
 from ._progress import Progress
-from ._tiff_bands import TILE, TiffBand, encode_tiff_band, halve, pyramid_sizes, tiff_band_levels
+from ._tiff_bands import TiffBand, encode_tiff_band, halve, pyramid_sizes
 from .assemble import blend_tiles, resize_tiles, tile_canvas
 from .record import AssignmentRecord, read_assignment
 
 __all__ = ["BandPlace", "RenderResult", "release_worker_state", "render_assignment", "render_band", "render_mosaic"]
 
-BAND_BYTES = 32 << 20  # pixels per task: big enough to amortise a task, small enough to keep a few in flight
-TIFF_BAND_BYTES = 128 << 20  # a TIFF's bands are larger: each encodes the pyramid levels it holds whole tile rows of
 IN_FLIGHT_BYTES = 256 << 20  # bands computed or being computed ahead of the writer
 WORKER_CHUNK_CACHE_BYTES = 64 << 20
 WORKER_TILE_BUDGET_BYTES = 256 << 20
@@ -107,17 +107,6 @@ def _fresh_tiles(cache: TileCache, rows: np.ndarray, tile_px: int, original_path
     return tiles, unreadable
 
 
-class BandPlace(NamedTuple):
-    """Where a band's pixels sit in the output, and how the band hands them over."""
-
-    encoding: str = "stored"  # "stored", "deflate", "jpeg" or "tiff": see render_band
-    first_row: int = 0  # the band's first pixel row in the image
-    skip_rows: int = 0  # rows of its first row of cells above first_row: a TIFF's bands cut through cells
-    rows: int | None = None  # its pixel rows, if not all its cells'
-    image_height: int = 0  # for "tiff"
-    tiff_levels: int = 1  # pyramid levels the band encodes itself, for "tiff"
-
-
 def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.ndarray, tile_px: int, blend: float,
                 preview_px: int, original_paths: dict[int, str] | None = None, place: BandPlace = BandPlace()) -> BandPixels:
     """Render one band of cells (runs on a worker).
@@ -141,9 +130,10 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
         The band's rows in the image, and its encoding: framed for libvips
         (``"stored"``, :func:`pipeline.encode_rows`), compressed for a PNG
         (``"deflate"``, :func:`pipeline.deflate_rows`), a band of a JPEG
-        (``"jpeg"``, :func:`encode_jpeg_band`) or the tiles of a pyramidal TIFF
-        (``"tiff"``, :func:`encode_tiff_band`). The preview holds the cells whose
-        top row is in the band.
+        (``"jpeg"``, :func:`encode_jpeg_band`), or the tiles of a pyramidal TIFF
+        (``"tiff"``, :func:`encode_tiff_band`) or of a Deep Zoom pyramid
+        (``"dz"``, :func:`encode_dz_band`). The preview holds the cells whose top
+        row is in the band.
     """
     store = _tile_store(cache_path, stamp, tile_px, original_paths is not None)
     used, layout = np.unique(tiles, return_inverse=True)
@@ -163,6 +153,8 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
         band = encode_jpeg_band(tile_canvas(images, layout), place.first_row, save_options("jpeg"))
     elif place.encoding == "tiff":
         band = _tiff_band(images, layout, tile_px, place._replace(rows=rows))
+    elif place.encoding == "dz":
+        band = _dz_band(images, layout, tile_px, place._replace(rows=rows))
     else:
         raw, pixels = png_rows(tiles.shape[0] * tile_px, tiles.shape[1] * tile_px)
         tile_canvas(images, layout, out=pixels)
@@ -181,26 +173,46 @@ def _scratch(name: object, shape: tuple[int, ...]) -> np.ndarray:
     return buffer[:size].reshape(shape)
 
 
-def _tiff_band(images: np.ndarray, layout: np.ndarray, tile_px: int, place: BandPlace) -> TiffBand:
-    """A band of a pyramidal TIFF; the levels below full size are laid out from halved tiles where they can be.
+def _band_levels(images: np.ndarray, layout: np.ndarray, tile_px: int, top: int, rows: int, count: int,
+                 repeat_odd: bool) -> list[np.ndarray]:
+    """Rows ``top .. top + rows`` of the band's cells at pyramid levels 0 .. count - 1, each the :func:`halve` of the last.
 
-    While ``2**k`` divides ``tile_px``, no 2x2 block of level ``k - 1`` straddles
-    two cells, so halving the band equals laying out its tiles halved: a few
-    thousand small tiles instead of every pixel of the band.
+    While ``2**k`` divides ``tile_px`` (and ``top``), no 2x2 block of level
+    ``k - 1`` straddles two cells, so halving the band equals laying out its tiles
+    halved: a few thousand small tiles instead of every pixel of the band.
     """
-    end = place.first_row + place.rows
-    wanted = min(place.tiff_levels, len(pyramid_sizes(layout.shape[1] * tile_px, place.image_height)) - 1)
-    levels = []
-    for level in range(wanted + 1):
-        side = tile_px >> level
-        top = place.skip_rows >> level
-        canvas = _scratch(level, (layout.shape[0] * side, layout.shape[1] * side, 3))
-        levels.append(tile_canvas(images, layout, out=canvas)[top : top + (end >> level) - (place.first_row >> level)])
-        if level == wanted or side % 2:
-            break
-        images = halve(images.reshape(-1, side, 3)).reshape(-1, side // 2, side // 2, 3)
+    levels: list[np.ndarray] = []
+    laid_out = True
+    for level in range(count):
+        if laid_out:
+            side = tile_px >> level
+            canvas = _scratch(level, (layout.shape[0] * side, layout.shape[1] * side, 3))
+            levels.append(tile_canvas(images, layout, out=canvas)[top : top + rows])
+            laid_out = side % 2 == 0 and top % 2 == 0 and level + 1 < count
+            if laid_out:
+                images = halve(images.reshape(-1, side, 3)).reshape(-1, side // 2, side // 2, 3)
+                top, rows = top // 2, (rows + repeat_odd) // 2
+        else:
+            levels.append(halve(levels[-1], repeat_odd))
+    return levels
+
+
+def _tiff_band(images: np.ndarray, layout: np.ndarray, tile_px: int, place: BandPlace) -> TiffBand:
+    """A band of a pyramidal TIFF: its levels 1, 2, .. made here too, as the next level's rows to hand on."""
+    wanted = min(place.levels, len(pyramid_sizes(layout.shape[1] * tile_px, place.image_height)) - 1)
+    levels = _band_levels(images, layout, tile_px, place.skip_rows, place.rows, wanted + 1, repeat_odd=False)
     return encode_tiff_band(levels[0], place.first_row, place.image_height, save_options("tiff")["Q"],
-                            place.tiff_levels, levels[1:])
+                            place.levels, levels[1:])
+
+
+def _dz_band(images: np.ndarray, layout: np.ndarray, tile_px: int, place: BandPlace) -> DeepZoomBand:
+    """A band of a Deep Zoom pyramid, rendered with its margins."""
+    start = max(0, place.first_row - place.margin)
+    stop = min(place.image_height, place.first_row + place.rows + place.margin)
+    levels = _band_levels(images, layout, tile_px, place.skip_rows - (place.first_row - start), stop - start,
+                          place.levels, repeat_odd=True)
+    return encode_dz_band(levels, place.first_row, place.rows, place.image_height,
+                          save_options("jpeg")["Q"])  # the quality of the tiles libvips writes: dzsave(suffix=".jpg[Q=90]")
 
 
 def _release(state: dict) -> None:
@@ -288,7 +300,7 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     stat = os.stat(cache_path)
     stamp = (stat.st_size, stat.st_mtime_ns)
     threads = max(1, sum(client.nthreads().values()))
-    bands = _plan_bands(kind, rows, cols, tile_px, threads)
+    bands = plan_bands(kind, rows, cols, tile_px, threads)
     window = max(2, min(2 * threads, IN_FLIGHT_BYTES // max(1, (bands[0][1] - bands[0][0]) * tile_px * width * 3)))
     preview_px = max(1, min(tile_px, preview_width // cols))
 
@@ -317,30 +329,6 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     return RenderResult(out, width, height, np.concatenate(previews), len(unreadable), time.perf_counter() - start)
 
 
-def _plan_bands(kind: str, rows: int, cols: int, tile_px: int, threads: int) -> list[tuple[int, int, BandPlace]]:
-    """Each band's rows of cells (first, end) and place: a few per thread, each within BAND_BYTES-ish."""
-    width, height = cols * tile_px, rows * tile_px
-    if kind == "tiff":  # bands of whole tile rows at every level they encode; they may cut through cells
-        levels = tiff_band_levels(width * 3, TIFF_BAND_BYTES)
-        while levels > 1 and -(-height // (TILE << (levels - 1))) < 2 * threads:
-            levels -= 1
-        step = TILE << (levels - 1)
-        return [(top // tile_px, -(-min(height, top + step) // tile_px),
-                 BandPlace("tiff", top, top % tile_px, min(height, top + step) - top, height, levels))
-                for top in range(0, height, step)]
-    # The bands compress themselves where libvips's encoder would run on one thread: PNG and JPEG. A JPEG's bands
-    # start on rows of MCUs: their cell rows are a multiple of `step`.
-    encoding = {"png": "deflate", "jpeg": "jpeg"}.get(kind, "stored")
-    mcu = jpeg_band_rows(save_options("jpeg")["Q"])
-    step = mcu // math.gcd(tile_px, mcu) if encoding == "jpeg" else 1
-    band_rows = max(1, min(BAND_BYTES // (width * tile_px * 3), math.ceil(rows / (2 * threads))))
-    # As many bands as keep every thread busy to the end (at 100 MP, 9 bands on 2 threads left one idle
-    # for the last), of even size.
-    bands = -(-math.ceil(rows / band_rows) // threads) * threads
-    band_rows = -(-math.ceil(rows / bands) // step) * step
-    return [(first, min(rows, first + band_rows), BandPlace(encoding, first * tile_px)) for first in range(0, rows, band_rows)]
-
-
 def _check_cache_matches(record: AssignmentRecord, cache_path: str) -> None:
     with TileCache.open(cache_path) as cache:
         n_tiles = len(cache)
@@ -358,19 +346,15 @@ def _check_cache_matches(record: AssignmentRecord, cache_path: str) -> None:
         raise MosaicError(f"the assignment record lacks the path of tile {min(missing)}")
 
 
-def assembly_cluster(out: str, client: Client | None = None, announce: bool = True, **cluster_options):
-    """:func:`pipeline.dask_client` for assembly to ``out``: a LocalCluster started here runs threads in this process.
+def assembly_cluster(client: Client | None = None, announce: bool = True, **cluster_options):
+    """:func:`pipeline.dask_client` for assembly: a LocalCluster started here runs threads in this process.
 
     The bands' pixels are then handed to the writer without being copied between
-    processes. Unless ``n_workers`` says otherwise, it runs one thread per core for
-    the formats the band tasks compress themselves (PNG, JPEG, TIFF), and one fewer
-    for Deep Zoom, as libvips's encoder needs a core of its own (measured when
-    TIFFs still went through libvips: 1 GP took 8.9 s with one band thread, 10.7 s
-    with two, on two cores).
+    processes. Every format's bands compress themselves, so the writer needs
+    little CPU: unless ``n_workers`` says otherwise, one thread per core.
     """
     if cluster_options.get("n_workers") is None:
-        own_core = OUTPUT_FORMATS.get(os.path.splitext(out)[1].lower()) not in ("png", "jpeg", "tiff")
-        cluster_options["n_workers"] = max(1, (os.cpu_count() or 1) - own_core)
+        cluster_options["n_workers"] = os.cpu_count() or 1
     return dask_client(client, announce=announce, processes=False, **cluster_options)
 
 
@@ -394,6 +378,6 @@ def render_mosaic(assignment: str | os.PathLike, cache_path: str | os.PathLike, 
     record = read_assignment(assignment)
     out = os.fspath(out)
     check_not_precious(out, os.fspath(assignment), os.fspath(cache_path), record.target)
-    with assembly_cluster(out, client, announce=progress, **cluster_options) as dask:
+    with assembly_cluster(client, announce=progress, **cluster_options) as dask:
         return render_assignment(record, cache_path, out, dask, tile_px=tile_px, blend=blend,
                                  from_originals=from_originals, progress=progress)

@@ -14,9 +14,11 @@ import pyvips
 import simplejpeg
 from PIL import Image
 
+import pipeline._band_plan
 import pipeline.render
-from pipeline.render import BandPlace
+from pipeline._band_plan import plan_bands
 from browser import open_page
+from deep_zoom import read_level
 from pipeline._image_out import save_options
 from pipeline._tiff_bands import halve, pyramid_sizes
 from pipeline import (MosaicError, TileCache, index_library, load_square_thumbnail, make_mosaic, read_assignment,
@@ -49,7 +51,7 @@ def test_make_writes_the_tiles_it_recorded(made):
 
 def test_render_in_many_bands_equals_the_reference(made, client, tmp_path, monkeypatch):
     summary, cache = made
-    monkeypatch.setattr(pipeline.render, "BAND_BYTES", 1)  # one row of cells per task: 13 bands in order
+    monkeypatch.setattr(pipeline._band_plan, "BAND_BYTES", 1)  # one row of cells per task: 13 bands in order
     result = render_mosaic(summary.assignment_csv, cache, tmp_path / "again.png", tile_px=24, client=client, progress=False)
     assert (result.width, result.height) == (20 * 24, summary.rows * 24)
     expected = _expected(read_assignment(summary.assignment_csv), cache, 24)
@@ -59,7 +61,7 @@ def test_render_in_many_bands_equals_the_reference(made, client, tmp_path, monke
 
 def test_jpeg_from_bands_encoded_apart_decodes_as_the_whole_image_encoded_at_once(made, client, tmp_path, monkeypatch):
     summary, cache = made
-    monkeypatch.setattr(pipeline.render, "BAND_BYTES", 1)  # one row of 24 px cells per band: three rows of MCUs
+    monkeypatch.setattr(pipeline._band_plan, "BAND_BYTES", 1)  # one row of 24 px cells per band: three rows of MCUs
     render_mosaic(summary.assignment_npz, cache, tmp_path / "bands.jpg", tile_px=24, client=client, progress=False)
     data = (tmp_path / "bands.jpg").read_bytes()
     assert b"\xff\xdd" in data[: data.index(b"\xff\xda")]  # restart markers: the bands were encoded apart
@@ -70,12 +72,11 @@ def test_jpeg_from_bands_encoded_apart_decodes_as_the_whole_image_encoded_at_onc
 
 def test_tiff_from_bands_holds_the_mosaic_at_every_level(made, client, tmp_path, monkeypatch):
     summary, cache = made
-    plan = pipeline.render._plan_bands
-    monkeypatch.setattr(pipeline.render, "_plan_bands", lambda kind, rows, cols, tile_px, threads: plan(kind, rows, cols, tile_px, 1))
-    bands = plan("tiff", summary.rows, 20, 96, 1)
+    monkeypatch.setattr(pipeline.render, "plan_bands", lambda kind, rows, cols, tile_px, threads: plan_bands(kind, rows, cols, tile_px, 1))
+    bands = plan_bands("tiff", summary.rows, 20, 96, 1)
     # Bands of 1024 rows that cut through the 96 px cells and encode three levels each, the lower two
     # laid out from halved tiles; the writer carries the rest.
-    assert [place.tiff_levels for _, _, place in bands] == [3, 3] and bands[1][2].skip_rows == 1024 % 96
+    assert [place.levels for _, _, place in bands] == [3, 3] and bands[1][2].skip_rows == 1024 % 96
     render_mosaic(summary.assignment_npz, cache, tmp_path / "m.tif", tile_px=96, client=client, progress=False)
     levels = [_expected(read_assignment(summary.assignment_npz), cache, 96)]
     sizes = pyramid_sizes(20 * 96, summary.rows * 96)
@@ -90,19 +91,26 @@ def test_tiff_from_bands_holds_the_mosaic_at_every_level(made, client, tmp_path,
         assert worst_strip < 5, page  # JPEG's loss, in every strip; rows out of place cost ~30
 
 
-@pytest.mark.parametrize("kind, rows, tile_px, threads, expected", [
-    ("jpeg", 312, 32, 2, [32] * 9 + [24]),  # 10 bands, not 9 of ~35 rows: the last would run alone
-    ("png", 988, 32, 2, [33] * 29 + [31]),
-    ("jpeg", 301, 20, 2, [76] * 3 + [73]),  # an even number of 20 px rows: bands start on 8 px rows of MCUs
-    ("jpeg", 77, 7, 3, [16] * 4 + [13]),  # 7 px cells: 8 rows of them make a whole number of MCU rows
-    ("jpeg", 3, 64, 4, [1, 1, 1]),  # fewer rows than threads
-])
-def test_band_plans_cover_the_grid_in_even_bands_that_keep_every_thread_busy(kind, rows, tile_px, threads, expected):
-    bands = pipeline.render._plan_bands(kind, rows, 312, tile_px, threads)
-    assert [end - first for first, end, _ in bands] == expected
-    assert [first for first, _, _ in bands] == [0, *(end for _, end, _ in bands[:-1])]
-    assert all(place == BandPlace({"jpeg": "jpeg", "png": "deflate"}[kind], first * tile_px) for first, _, place in bands)
-    assert kind != "jpeg" or all(place.first_row % 8 == 0 for _, _, place in bands)  # rows of MCUs at quality 90
+# Levels laid out from halved tiles; or halved from the band when a side is odd; or a last band (rows 1016..1040)
+# below the last cell's top, which holds no cells of the preview.
+@pytest.mark.parametrize("tile_px", [96, 90, 80])
+def test_deep_zoom_from_bands_holds_the_mosaic_at_every_level(made, client, tmp_path, monkeypatch, tile_px):
+    summary, cache = made
+    monkeypatch.setattr(pipeline.render, "plan_bands", lambda kind, rows, cols, tile_px, threads: plan_bands(kind, rows, cols, tile_px, 1))
+    bands = plan_bands("dz", summary.rows, 20, tile_px, 1)
+    # Bands of 1016 rows that cut through the cells, each rendered 4 rows deeper at top and bottom for the
+    # tiles' overlap, encode three levels each; the writer carries the rest.
+    assert [(place.first_row, place.levels, place.margin) for _, _, place in bands] == [(0, 3, 4), (1016, 3, 4)]
+    assert bands[1][0] == 1012 // tile_px and bands[1][2].skip_rows == 1016 - 1012 // tile_px * tile_px
+    render_mosaic(summary.assignment_npz, cache, tmp_path / "m.dzi", tile_px=tile_px, client=client, progress=False)
+    levels = [_expected(read_assignment(summary.assignment_npz), cache, tile_px)]
+    while levels[-1].shape[:2] != (1, 1):
+        levels.append(halve(levels[-1], repeat_odd=True))
+    assert sorted(os.listdir(tmp_path / "m_files"), key=int) == [str(n) for n in range(len(levels))]
+    for number, reference in zip(range(len(levels) - 1, -1, -1), levels):
+        error = np.abs(read_level(tmp_path / "m_files", number, reference.shape) - reference)
+        worst_strip = max(error[top : top + 32].mean() for top in range(0, len(error), 32))
+        assert worst_strip < 5, number  # JPEG's loss, in every strip; rows out of place cost ~30
 
 
 def test_full_blend_paints_each_cell_its_colour(made, client, tmp_path):
