@@ -9,10 +9,10 @@ the rounds: megapixels per second of the assembly (from the
 record read and the cluster up to the file complete, as ``mosaic render``
 reports it), of the whole command (Python and cluster start-up included) and of
 the floor; the medians of each round's ratio to the floor; and the highest peak RSS of the whole
-``mosaic render`` process tree. For the lossy formats whose encoder differs from
-the floor's (JPEG bands, TIFF tiles), the first round also prints both files'
-size and mean absolute difference from the pixels, to show that like is
-compared with like.
+``mosaic render`` process tree. For the lossy formats, whose encoder differs from
+the floor's (JPEG bands, TIFF and Deep Zoom tiles), the first round also prints
+both outputs' size and mean absolute difference from the pixels (a Deep Zoom's:
+all its tiles, and its full-size level), to show that like is compared with like.
 
     python tests/benchmarks/bench_assemble.py --cache pool.h5 \\
         --target /var/tmp/mosaic-corpus/targets/01_cat_kitten.jpg [--sizes 0.1 0.5 1] [--formats jpg png tif dzi]
@@ -35,9 +35,12 @@ import tempfile
 import threading
 import time
 
+import numpy as np
 import psutil
 import pyvips
+import simplejpeg
 
+from pipeline._dz_bands import DZ_TILE
 from pipeline._image_out import JPEG_MAX_SIDE, save_options
 
 MOSAIC = [sys.executable, "-m", "pipeline"]
@@ -71,17 +74,38 @@ def run_measured(command: list[str]) -> tuple[float, int, str]:
     return time.perf_counter() - start, peak, stdout
 
 
-def size_and_error(path: str, reference: str) -> tuple[float, float]:
-    """An output's size in MB and its mean absolute difference (0..255, per channel) from the reference's pixels."""
+def size_and_error(path: str, pixels: pyvips.Image) -> tuple[float, float]:
+    """An output's size in MB and its mean absolute difference (0..255, per channel) from ``pixels`` (in memory).
+
+    For a Deep Zoom pyramid: the size of all its tiles, and the difference of its full-size level.
+    """
+    if path.endswith(".dzi"):
+        return deep_zoom_size_and_error(path[:-4] + "_files", pixels)
     ours = pyvips.Image.new_from_file(path, access="sequential")
-    theirs = pyvips.Image.new_from_file(reference, access="sequential")
-    return os.path.getsize(path) / 1e6, (ours.cast("short") - theirs.cast("short")).abs().avg()
+    return os.path.getsize(path) / 1e6, (ours.cast("short") - pixels.cast("short")).abs().avg()
 
 
-def floor_seconds(pixels: pyvips.Image, kind: str, folder: str, reference: str | None = None) -> tuple[float, tuple | None]:
+def deep_zoom_size_and_error(files: str, reference: pyvips.Image) -> tuple[float, float]:
+    size = sum(entry.stat().st_size for level in os.scandir(files) if level.is_dir() for entry in os.scandir(level))
+    top_level = os.path.join(files, str(max(int(level) for level in os.listdir(files) if level.isdigit())))
+    columns = -(-reference.width // DZ_TILE)
+    difference = 0
+    for row in range(-(-reference.height // DZ_TILE)):  # a tile row at a time, down the reference
+        top = row * DZ_TILE
+        expected = reference.crop(0, top, reference.width, min(DZ_TILE, reference.height - top)).numpy().astype(np.int16)
+        for column in range(columns):
+            with open(os.path.join(top_level, f"{column}_{row}.jpg"), "rb") as f:
+                tile = simplejpeg.decode_jpeg(f.read())[int(row > 0) :, int(column > 0) :]  # without the overlap above, left
+            left = column * DZ_TILE
+            own = tile[: expected.shape[0], : min(DZ_TILE, reference.width - left)]
+            difference += np.abs(own - expected[:, left : left + own.shape[1]]).sum()
+    return size / 1e6, difference / (reference.width * reference.height * 3)
+
+
+def floor_seconds(pixels: pyvips.Image, kind: str, folder: str, judge: bool = False) -> tuple[float, tuple | None]:
     """The saver alone: write the same pixels, already in memory, with the same options.
 
-    With ``reference``, also the written file's :func:`size_and_error`.
+    With ``judge``, also the written file's :func:`size_and_error`.
     """
     out = os.path.join(folder, "floor")
     start = time.perf_counter()
@@ -90,7 +114,7 @@ def floor_seconds(pixels: pyvips.Image, kind: str, folder: str, reference: str |
     else:
         getattr(pixels, f"{kind}save")(out + "." + kind, **save_options(kind))
     seconds = time.perf_counter() - start
-    judged = size_and_error(out + "." + kind, reference) if reference and kind != "dz" else None
+    judged = size_and_error(out + (".dzi" if kind == "dz" else "." + kind), pixels) if judge else None
     for name in os.listdir(folder):
         if name.startswith("floor"):
             path = os.path.join(folder, name)
@@ -144,9 +168,9 @@ def main() -> None:
                 for _ in range(args.rounds):
                     seconds, peak, said = run_measured([*MOSAIC, "render", stem + ".assignment.npz", "--cache", args.cache,
                                                         "--out", out, "--tile-px", str(args.tile_px), "--quiet"])
-                    ours = size_and_error(out, reference) if judged is None and fmt in ("jpg", "tif") else None
+                    ours = size_and_error(out, pixels) if judged is None and fmt != "png" else None
                     remove_output(out)
-                    floor, floors = floor_seconds(pixels, KIND[fmt], work, reference if ours else None)
+                    floor, floors = floor_seconds(pixels, KIND[fmt], work, judge=bool(ours))
                     judged = judged or ((ours, floors) if ours else None)
                     rounds.append((float(re.search(r"px in ([0-9.]+) s", said).group(1)), seconds, floor, peak))
                 assembly, command, floor, _ = (statistics.median(r[i] for r in rounds) for i in range(4))
