@@ -18,6 +18,9 @@ are computed once (``--optimum`` runs only that; 10,000 x 50,000 takes many minu
 
     python tests/benchmarks/bench_assign.py --cache pool.h5 --targets /var/tmp/mosaic-corpus/targets \
         [--sizes 2500x5000,10000x10000,...] [--instances /var/tmp/mosaic-bench-assign]
+
+With ``--nearest-depths 256,64,16`` it only compares, per size, how deep nearest
+matching searches for the cells whose best tile is not yet proven.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import numpy as np
 from pykdtree.kdtree import KDTree
 
 from pipeline import match_cells
+from pipeline.match import _ranked_candidates, _scoring
 from pipeline._assign import _greedy_feasible, _kd_query, assign_capacitated
 from pipeline._scoring import grid_basis, grid_cost, grid_keys
 from pipeline._cache import TileCache
@@ -119,7 +123,7 @@ def _lesson_ot_emd(cells: np.ndarray, tiles: np.ndarray, cost) -> tuple[float, f
 
 def run_size(size: str, instance: dict) -> None:
     cells, tiles = instance["cells"], instance["tiles"]
-    n, m = len(cells), len(tiles)
+    n = len(cells)
     basis = grid_basis(tiles)
     cell_keys, tile_keys, cost = grid_keys(cells, basis), grid_keys(tiles, basis), grid_cost(cells, tiles)
     t = time.perf_counter()
@@ -146,6 +150,26 @@ def run_size(size: str, instance: dict) -> None:
               f"in {emd_seconds:.1f} s", flush=True)
 
 
+def nearest_depths(size: str, instance: dict, depths: list[int]) -> None:
+    """Nearest with grid re-ranking when the search for cells not yet proven stops at each depth, side by side.
+
+    The deepest search proves most cells' best tile; shallower ones are faster and keep the
+    best found. Printed: seconds, the mean best cost against the deepest's, and the share of
+    cells whose tile differs from the deepest's.
+    """
+    cell_keys, tile_keys, cost = _scoring(instance["cells"], instance["tiles"])
+    runs = {}
+    for depth in sorted(depths, reverse=True):
+        t = time.perf_counter()
+        costs, tiles = _ranked_candidates(cell_keys, tile_keys, cost, 16, None, deepest=depth)
+        runs[depth] = (time.perf_counter() - t, costs[:, 0], tiles[:, 0])
+    deepest = runs[max(depths)]
+    for depth, (seconds, costs, tiles) in runs.items():
+        print(f"{size}: nearest searching up to depth {depth}: {seconds:.1f} s; mean best cost "
+              f"{costs.mean() / deepest[1].mean():.4f} x depth {max(depths)}'s; "
+              f"{(tiles != deepest[2]).mean():.4f} of cells with another tile", flush=True)
+
+
 def _peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
@@ -157,6 +181,8 @@ def main() -> None:
     parser.add_argument("--instances", default="/var/tmp/mosaic-bench-assign")
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--optimum", action="store_true", help="only compute and store the exact optima")
+    parser.add_argument("--nearest-depths", default=None,
+                        help="only compare nearest matching's deepest search at these depths, e.g. 256,64,16")
     args = parser.parse_args()
     for size in args.sizes.split(","):
         instance = load_instance(size, args)
@@ -167,6 +193,9 @@ def main() -> None:
                 instance["optimum"] = dense_optimum(instance)
                 np.savez(os.path.join(args.instances, f"{size}.npz"), **instance)
                 print(f"{size}: optimum {instance['optimum']:.1f} in {time.perf_counter() - t:.0f} s", flush=True)
+            continue
+        if args.nearest_depths:
+            nearest_depths(size, instance, [int(d) for d in args.nearest_depths.split(",")])
             continue
         run_size(size, instance)
 
