@@ -25,7 +25,7 @@ import simplejpeg
 
 from ._files import write_all
 from ._jpeg_bands import libvips_subsampling
-from ._tiff_bands import halve
+from ._tiff_bands import BandTally, halve
 
 __all__ = ["DZ_OVERLAP", "DZ_TILE", "DeepZoomBand", "DeepZoomWriter", "deep_zoom_descriptor", "dz_level_sizes",
            "encode_dz_band"]
@@ -134,10 +134,8 @@ class DeepZoomWriter:
         for level in range(len(self.sizes)):
             os.mkdir(self._folder(level))
         self._tile_rows_left = [-(-h // DZ_TILE) for _, h in self.sizes]
-        self._rows_seen = 0
-        self._quality: int | None = None
-        self._held: dict[int, np.ndarray] = {}  # per carried level: the rows received and not yet finished with
-        self._held_from: dict[int, int] = {}  # the level's row the held rows start at
+        self._bands = BandTally(width, height)
+        self._held: dict[int, np.ndarray] = {}  # per carried level: the last rows received, not yet finished with
         self._received: dict[int, int] = {}  # rows received per carried level
         self._unpaired: dict[int, np.ndarray] = {}  # a level's odd last row received, waiting to be halved with the next
 
@@ -156,15 +154,7 @@ class DeepZoomWriter:
 
     def add(self, band: DeepZoomBand) -> None:
         """File a band's tiles and carry its rows down the levels it did not encode."""
-        width, height = self.sizes[0]
-        if band.width != width:
-            raise ValueError(f"band {band.width} px wide does not fit a {width} px wide image")
-        if self._quality is not None and band.quality != self._quality:
-            raise ValueError(f"a band encoded at quality {band.quality} follows bands at {self._quality}")
-        self._quality = band.quality
-        self._rows_seen += band.rows
-        if self._rows_seen > height:
-            raise ValueError(f"bands hold more than the {height} rows announced")
+        self._bands.admit(band)
         for level, tile_row, tiles in band.tiles:
             self._write(level, tile_row, tiles)
         if band.carry is not None:
@@ -172,19 +162,19 @@ class DeepZoomWriter:
 
     def _carry(self, level: int, rows: np.ndarray) -> None:
         """Take the next rows of a level the bands left: encode the tile rows they complete, halve them onward."""
-        level_width, level_height = self.sizes[level]
+        level_height = self.sizes[level][1]
         received = self._received.get(level, 0) + len(rows)
         self._received[level] = received
-        held = self._held.get(level)
-        held = rows if held is None else np.concatenate([held, rows])
-        held_from = self._held_from.get(level, 0)
+        held = rows if level not in self._held else np.concatenate([self._held[level], rows])
+        held_from = received - len(held)  # the level's row the held rows start at
         tile_row = -(-level_height // DZ_TILE) - self._tile_rows_left[level]
         while self._tile_rows_left[level] and _span(tile_row, level_height)[1] <= received:
             row_start, row_end = _span(tile_row, level_height)
-            self._write(level, tile_row, _encode_tile_row(held[row_start - held_from : row_end - held_from], self._quality))
+            self._write(level, tile_row,
+                        _encode_tile_row(held[row_start - held_from : row_end - held_from], self._bands.quality))
             tile_row += 1
         keep_from = _span(tile_row, level_height)[0] if self._tile_rows_left[level] else received
-        self._held[level], self._held_from[level] = held[keep_from - held_from :], keep_from
+        self._held[level] = held[keep_from - held_from :]
         if level + 1 < len(self.sizes):
             unpaired = self._unpaired.pop(level, None)
             pending = rows if unpaired is None else np.concatenate([unpaired, rows])
@@ -195,11 +185,9 @@ class DeepZoomWriter:
 
     def finish(self) -> None:
         """Check every tile was written, then write the ``.dzi`` descriptor."""
-        width, height = self.sizes[0]
-        if self._rows_seen != height:
-            raise ValueError(f"bands held {self._rows_seen} rows, {height} were announced")
+        self._bands.check_complete()
         missing = [level for level, left in enumerate(self._tile_rows_left) if left]
         if missing:
             raise ValueError(f"level {len(self.sizes) - 1 - missing[0]} is missing tile rows: the bands did not cover it")
         with open(self._descriptor, "w", encoding="utf-8") as f:
-            f.write(deep_zoom_descriptor(width, height))
+            f.write(deep_zoom_descriptor(*self.sizes[0]))

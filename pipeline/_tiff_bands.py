@@ -30,7 +30,7 @@ from PIL import Image
 from ._files import write_all
 from ._jpeg_bands import header_segments, libvips_subsampling
 
-__all__ = ["TILE", "PyramidTiffWriter", "TiffBand", "TiffTiles", "encode_tiff_band", "encode_tiles", "halve",
+__all__ = ["TILE", "BandTally", "PyramidTiffWriter", "TiffBand", "TiffTiles", "encode_tiff_band", "encode_tiles", "halve",
            "pyramid_sizes", "tiff_band_levels", "ycbcr_quality"]
 
 TILE = 256
@@ -207,6 +207,28 @@ def encode_tiff_band(pixels: np.ndarray, first_row: int, height: int, quality: i
     return TiffBand(chain.made, carry, levels, pixels.shape[0], width, quality, chain.tables)
 
 
+class BandTally:
+    """The bands a pyramid writer has taken so far: each must fit the image and match the quality of those before."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height, self.rows, self.quality = width, height, 0, None
+
+    def admit(self, band: TiffBand) -> None:
+        """Count ``band`` (a :class:`TiffBand` or a Deep Zoom band) in, or raise ValueError if it does not fit."""
+        if band.width != self.width:
+            raise ValueError(f"band {band.width} px wide does not fit a {self.width} px wide image")
+        if self.quality is not None and band.quality != self.quality:
+            raise ValueError(f"a band encoded at quality {band.quality} follows bands at {self.quality}")
+        if self.rows + band.rows > self.height:
+            raise ValueError(f"bands hold more than the {self.height} rows announced")
+        self.rows, self.quality = self.rows + band.rows, band.quality
+
+    def check_complete(self) -> None:
+        """Raise ValueError unless the bands taken hold every row of the image."""
+        if self.rows != self.height:
+            raise ValueError(f"bands held {self.rows} rows, {self.height} were announced")
+
+
 def _entry(tag: int, kind: int, values, out_of_line: list[bytes], position: int) -> tuple[bytes, int]:
     fmt = {3: "H", 4: "I", 7: "B", 16: "Q"}[kind]
     data = values if isinstance(values, bytes) else struct.pack(f"<{len(values)}{fmt}", *values)
@@ -226,7 +248,7 @@ class PyramidTiffWriter:
     """
 
     def __init__(self, fd: int, width: int, height: int) -> None:
-        self._fd, self._quality, self._rows_seen = fd, None, 0
+        self._fd, self._bands = fd, BandTally(width, height)
         self.sizes = pyramid_sizes(width, height)
         self._across = [-(-w // TILE) for w, _ in self.sizes]
         self._offsets = [np.zeros(a * -(-h // TILE), np.uint64) for a, (_, h) in zip(self._across, self.sizes)]
@@ -248,15 +270,8 @@ class PyramidTiffWriter:
 
     def add(self, band: TiffBand) -> None:
         """File a band's tiles and carry its rows down the levels it did not encode."""
-        width, height = self.sizes[0]
-        if band.width != width:
-            raise ValueError(f"band {band.width} px wide does not fit a {width} px wide image")
-        if self._quality is not None and band.quality != self._quality:
-            raise ValueError(f"a band encoded at quality {band.quality} follows bands at {self._quality}")
-        self._rows_seen += band.rows
-        if self._rows_seen > height:
-            raise ValueError(f"bands hold more than the {height} rows announced")
-        self._quality, self._tables = band.quality, self._tables or band.tables
+        self._bands.admit(band)
+        self._tables = self._tables or band.tables
         self._write_tiles(list(band.tiles))
         if band.carry is not None:
             if self._levels is None:
@@ -266,15 +281,14 @@ class PyramidTiffWriter:
 
     def finish(self) -> None:
         """Encode what the levels carried here still hold, then write the directories."""
-        if self._rows_seen != self.sizes[0][1]:
-            raise ValueError(f"bands held {self._rows_seen} rows, {self.sizes[0][1]} were announced")
+        self._bands.check_complete()
         if self._levels is not None:
             self._levels.finish()
             self._write_tiles(self._levels.made)
         missing = [level for level, counts in enumerate(self._counts) if not counts.all()]
         if missing:
             raise ValueError(f"pyramid level {missing[0]} is missing tiles: the bands did not cover the image")
-        subsampling = (1, 1) if libvips_subsampling(self._quality) == "444" else (2, 2)
+        subsampling = (1, 1) if libvips_subsampling(self._bands.quality) == "444" else (2, 2)
         blob: list[bytes] = []
         position = self._position + (-self._position % 8)
         first_ifd = 0
