@@ -4,8 +4,8 @@ A PNG, and a JPEG, tiled TIFF or Deep Zoom pyramid whose bands were encoded
 apart (:mod:`pipeline._jpeg_bands`, :mod:`pipeline._tiff_bands`,
 :mod:`pipeline._dz_bands`), are written here: their strips come compressed, as
 separate segments of one stream or as tiles. libvips encodes the rest (JPEG, TIFF
-and Deep Zoom from plain arrays) from a sequential source. The strips reach it as an uncompressed PNG byte stream
-through a socket: PNG is the one sequential raw-ish format every libvips build
+and Deep Zoom from plain arrays) from a sequential source. The strips reach it
+as an uncompressed PNG byte stream through a socket: PNG is the one sequential raw-ish format every libvips build
 (including pyvips-binary's) can load from a stream (pyvips-binary has no PPM or
 raw loader for streams). "Stored" deflate blocks cost only the checksums, which
 zlib-ng computes at ~30 GB/s; the pixels are copied once on their way, into the
