@@ -37,7 +37,6 @@ from pykdtree.kdtree import KDTree
 from pipeline import match_cells
 from pipeline.match import _ranked_candidates, _scoring
 from pipeline._assign import _greedy_feasible, _kd_query, assign_capacitated
-from pipeline._scoring import grid_basis, grid_cost, grid_keys
 from pipeline._cache import TileCache
 from pipeline.make import describe_target
 
@@ -124,8 +123,7 @@ def _lesson_ot_emd(cells: np.ndarray, tiles: np.ndarray, cost) -> tuple[float, f
 def run_size(size: str, instance: dict) -> None:
     cells, tiles = instance["cells"], instance["tiles"]
     n = len(cells)
-    basis = grid_basis(tiles)
-    cell_keys, tile_keys, cost = grid_keys(cells, basis), grid_keys(tiles, basis), grid_cost(cells, tiles)
+    cell_keys, tile_keys, cost = _scoring(cells, tiles)
     t = time.perf_counter()
     nearest = match_cells(cells, tiles)
     nearest_seconds = time.perf_counter() - t
