@@ -6,13 +6,16 @@ import os
 import sys
 from typing import Sequence
 
-from ._config import config_get
-from ._errors import MosaicError
+from .cluster import cluster_settings
+from .config import config_get
 from .demo import run_demo
-from .index import index_library
+from .errors import MosaicError, message_with_names
+from .formats import output_extensions
 from .info import describe_cache
+from .ingest import index_library
 from .make import make_mosaic
-from .render import render_mosaic
+from .matching import ReuseRule
+from .rendering import render_mosaic
 
 __all__ = ["main"]
 
@@ -50,8 +53,13 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress or dashboard link on stderr")
 
 
-_OUT_HELP = (".jpg, .png, .tif (tiled pyramidal BigTIFF) or .dzi (Deep Zoom pyramid plus a zoomable <stem>.html page); "
-             "written under a temporary name and renamed when complete")
+_OUT_HELP = (f"{', '.join(output_extensions())}: JPEG, PNG, tiled pyramidal BigTIFF, or a Deep Zoom pyramid plus a "
+             "zoomable <stem>.html page; written under a temporary name and renamed when complete")
+
+# How the command line names the library's parameters in error messages.
+_FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "cols", "rows", "tile_px", "max_uses", "unique", "min_repeat_distance", "blend", "tile_size", "grid", "batch_size",
+    "min_size", "max_pixels")}
 
 
 def _blend(text: str) -> float:
@@ -64,8 +72,8 @@ def _blend(text: str) -> float:
 def _render_options(parser: argparse.ArgumentParser) -> None:
     """The output options `make` and `render` share."""
     parser.add_argument("--out", required=True, help=_OUT_HELP)
-    parser.add_argument("--tile-px", type=_positive_int, default=config_get("make.tile-px"),
-                        help="tile side in the output, px (default: mosaic.make.tile-px, %(default)s)")
+    parser.add_argument("--tile-px", type=_positive_int,
+                        help=f"tile side in the output, px (default: mosaic.make.tile-px, {config_get('make.tile-px')})")
     parser.add_argument("--blend", type=_blend, default=0.0, metavar="A",
                         help="0..1: pull each tile toward its cell's colour by alpha overlay (default 0: tiles untouched)")
     parser.add_argument("--from-originals", action="store_true",
@@ -102,17 +110,19 @@ def _parser() -> argparse.ArgumentParser:
     make = commands.add_parser("make", help="make a mosaic of a target photo from a tile cache")
     make.add_argument("target", help="the picture to reproduce")
     make.add_argument("--cache", required=True, help="HDF5 tile cache made by `mosaic index`")
-    make.add_argument("--cols", type=_positive_int, default=config_get("make.cols"),
-                      help="cells across (default: mosaic.make.cols, %(default)s)")
+    make.add_argument("--cols", type=_positive_int,
+                      help=f"cells across (default: mosaic.make.cols, {config_get('make.cols')})")
     make.add_argument("--rows", type=_positive_int, help="cells down (default: from the target's aspect ratio)")
-    make.add_argument("--max-uses", type=_positive_int, default=config_get("make.max-uses"),
-                      help="use no tile more often than this (default: mosaic.make.max-uses, %(default)s: unlimited)")
+    make.add_argument("--max-uses", type=_positive_int,
+                      help=f"use no tile more often than this (default: mosaic.make.max-uses, {config_get('make.max-uses')}: "
+                           "unlimited)")
     make.add_argument("--reuse", choices=["nearest", "unique"], default="nearest",
                       help="nearest: every cell its best tile, however often it is used (default); "
                            "unique: each tile at most once, proven within 1%% of the least total colour distance")
     make.add_argument("--unique", dest="reuse", action="store_const", const="unique", help="same as --reuse unique")
-    make.add_argument("--min-repeat-distance", type=_non_negative_int, default=0, metavar="D",
-                      help="the same tile never within D cells of itself (default 0: no limit)")
+    make.add_argument("--min-repeat-distance", type=_non_negative_int, metavar="D",
+                      help="the same tile never within D cells of itself (default: mosaic.make.min-repeat-distance, "
+                           f"{config_get('make.min-repeat-distance')}; 0: no limit)")
     _render_options(make)
     make.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                       help="write <out stem>.report.html beside the mosaic (default: yes)")
@@ -127,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     coverage = commands.add_parser("coverage", help="how well a library covers a target's colours, before making a mosaic")
     coverage.add_argument("target", help="the picture to reproduce")
     coverage.add_argument("--cache", required=True, help="HDF5 tile cache made by `mosaic index`")
-    coverage.add_argument("--cols", type=_positive_int, default=config_get("make.cols"), help="cells across (default %(default)s)")
+    coverage.add_argument("--cols", type=_positive_int, help=f"cells across (default: mosaic.make.cols, {config_get('make.cols')})")
     coverage.add_argument("--rows", type=_positive_int, help="cells down (default: from the target's aspect ratio)")
     coverage.add_argument("--chart", help="where to write the chart (default: <target stem>.coverage.png here)")
 
@@ -137,50 +147,60 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cluster_kwargs(args: argparse.Namespace) -> dict:
-    return {
-        "scheduler": args.scheduler,
-        "scheduler_file": args.scheduler_file,
-        "n_workers": args.workers,
-        "threads_per_worker": args.threads,
-        "dashboard_address": args.dashboard_address,
-        "performance_report": args.performance_report,
-        "progress": not args.quiet,
-    }
+def _cluster_flags(args: argparse.Namespace) -> dict:
+    return {"scheduler": args.scheduler, "scheduler_file": args.scheduler_file, "workers": args.workers,
+            "threads": args.threads, "dashboard_address": args.dashboard_address,
+            "performance_report": args.performance_report, "announce": not args.quiet}
+
+
+def _reuse_rule(args: argparse.Namespace) -> ReuseRule:
+    """--reuse, --unique, --max-uses and --min-repeat-distance as one rule; absent flags take the configured default."""
+    default = ReuseRule.from_config()
+    distance = default.min_repeat_distance if args.min_repeat_distance is None else args.min_repeat_distance
+    if args.reuse == "unique":
+        if args.max_uses not in (None, 1):
+            raise MosaicError("--unique means --max-uses 1; give one or the other")
+        return ReuseRule.unique(distance)
+    return ReuseRule(default.max_uses if args.max_uses is None else args.max_uses, distance)
+
+
+def _run(args: argparse.Namespace) -> None:
+    quiet = {"progress": not args.quiet} if hasattr(args, "quiet") else {}
+    if args.command == "demo":
+        summary = run_demo(args.out_dir, **quiet)
+        print(f"demo mosaic: {os.path.abspath(summary.output)}\n{summary}")
+    elif args.command == "index":
+        print(index_library(args.library, args.cache, tile_size=args.tile_size, grid=args.grid, batch_size=args.batch_size,
+                            min_size=args.min_size, max_pixels=args.max_pixels, prune=args.prune, **quiet))
+    elif args.command == "make":
+        print(make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows, tile_px=args.tile_px,
+                          rule=_reuse_rule(args), blend=args.blend, from_originals=args.from_originals,
+                          report=args.report, **quiet))
+    elif args.command == "render":
+        result = render_mosaic(args.assignment, args.cache, args.out, tile_px=args.tile_px, blend=args.blend,
+                               from_originals=args.from_originals, **quiet)
+        print(f"{result.output}: {result.width}x{result.height} px in {result.seconds:.2f} s")
+    elif args.command == "coverage":
+        from .report import target_coverage  # matplotlib: imported only when drawing
+
+        chart = args.chart or os.path.splitext(os.path.basename(args.target))[0] + ".coverage.png"
+        print(target_coverage(args.target, args.cache, args.cols, args.rows, chart=chart).verdict())
+        print(f"chart: {os.path.abspath(chart)}")
+    elif args.command == "info":
+        print(describe_cache(args.cache, list_failures=args.failures))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `mosaic` command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "demo":
-            summary = run_demo(args.out_dir, **_cluster_kwargs(args))
-            print(f"demo mosaic: {os.path.abspath(summary.output)}\n{summary}")
-        elif args.command == "index":
-            summary = index_library(args.library, args.cache, tile_size=args.tile_size, grid=args.grid,
-                                    batch_size=args.batch_size, min_size=args.min_size, max_pixels=args.max_pixels,
-                                    prune=args.prune, **_cluster_kwargs(args))
-            print(summary)
-        elif args.command == "make":
-            summary = make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows, tile_px=args.tile_px,
-                                  max_uses=args.max_uses, unique=args.reuse == "unique",
-                                  min_repeat_distance=args.min_repeat_distance, blend=args.blend, from_originals=args.from_originals,
-                                  report=args.report, **_cluster_kwargs(args))
-            print(summary)
-        elif args.command == "render":
-            result = render_mosaic(args.assignment, args.cache, args.out, tile_px=args.tile_px, blend=args.blend,
-                                   from_originals=args.from_originals, **_cluster_kwargs(args))
-            print(f"{result.output}: {result.width}x{result.height} px in {result.seconds:.2f} s")
-        elif args.command == "coverage":
-            from .report import target_coverage  # matplotlib: imported only when drawing
-
-            chart = args.chart or os.path.splitext(os.path.basename(args.target))[0] + ".coverage.png"
-            print(target_coverage(args.target, args.cache, args.cols, args.rows, chart=chart).verdict())
-            print(f"chart: {os.path.abspath(chart)}")
-        elif args.command == "info":
-            print(describe_cache(args.cache, list_failures=args.failures))
+        if hasattr(args, "scheduler"):  # a command that computes: the cluster flags are in force while it runs
+            with cluster_settings(**_cluster_flags(args)):
+                _run(args)
+        else:
+            _run(args)
     except MosaicError as exc:
-        print(f"mosaic: error: {exc}", file=sys.stderr)
+        print(f"mosaic: error: {message_with_names(exc, _FLAGS)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mosaic: interrupted", file=sys.stderr)

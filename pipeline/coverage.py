@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .match import nearest_tiles
+from .matching import nearest_tiles
 
 __all__ = ["HUE_NAMES", "Coverage", "colour_coverage", "hue_sectors", "DISTANT_DELTA_E", "NEUTRAL_CHROMA"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from ._cache import TileCache
+from .cache import TileCache
 
 __all__ = ["describe_cache"]
 
@@ -15,7 +15,7 @@ def describe_cache(cache_path: str | os.PathLike, list_failures: bool = False) -
         failures = cache.failures()
         reasons = Counter(reason for _, reason, _ in failures)
         lines = [
-            f"cache:         {os.fspath(cache_path)} ({os.path.getsize(cache_path) / 2**20:.1f} MiB, schema v{cache.file.attrs['schema_version']})",
+            f"cache:         {os.fspath(cache_path)} ({os.path.getsize(cache_path) / 2**20:.1f} MiB, schema v{cache.schema_version})",
             f"tiles:         {len(cache)} of {cache.tile_size}x{cache.tile_size} px",
             f"aliases:       {len(cache.aliases())} (files whose bytes are a tile's under another path)",
             f"failures:      {len(failures)}" + (f" ({', '.join(f'{n} {r}' for r, n in reasons.most_common())})" if failures else ""),

@@ -6,74 +6,23 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 from distributed import Client
-from PIL import Image
 
-from ._cache import TileCache
-from ._cluster import dask_client
-from ._errors import MosaicError
-from ._features import TileFeatures, compute_features
-from ._files import check_not_precious
-from ._image_out import check_output
-from ._photo import PhotoError, load_rgb
+from .cache import TileCache
+from .cluster import stage_client
+from .config import or_config
+from .errors import MosaicError
+from .files import check_not_precious
+from .formats import check_output
 from .coverage import colour_coverage
-from .match import match_cells
+from .matching import ReuseRule, match_cells
 from .record import AssignmentRecord, write_assignment
-from .render import assembly_cluster, render_assignment
+from .rendering import render_assignment
+from .target import describe_target
 
-__all__ = ["cell_patches", "describe_target", "grid_shape", "make_mosaic", "MosaicSummary", "TargetCells", "CELL_SAMPLE_PX"]
-
-# Each target cell is sampled at this many pixels a side to compute its features.
-CELL_SAMPLE_PX = 16
-
-
-def grid_shape(width: int, height: int, cols: int, rows: int | None = None) -> tuple[int, int]:
-    """``(rows, cols)`` of the cell grid; rows follow the target's aspect ratio unless given."""
-    if cols < 1 or (rows is not None and rows < 1):
-        raise MosaicError("--cols and --rows must be at least 1")
-    return (rows if rows is not None else max(1, round(cols * height / width)), cols)
-
-
-def _grid_crop(width: int, height: int, rows: int, cols: int) -> tuple[float, float, float]:
-    """Left, top and cell side (in target pixels) of the centred crop that fits the grid's aspect ratio."""
-    side = min(width / cols, height / rows)
-    # max(0, ...): width - cols * (width / cols) can round to a tiny negative, which Pillow refuses as a box.
-    return max(0.0, (width - cols * side) / 2), max(0.0, (height - rows * side) / 2), side
-
-
-def cell_patches(target: np.ndarray, rows: int, cols: int, cell_px: int = CELL_SAMPLE_PX,
-                 row_range: tuple[int, int] | None = None) -> np.ndarray:
-    """Cut a target image into square cells.
-
-    The target is centre-cropped to the grid's aspect ratio (losing less than a
-    cell) and resampled so that every cell is ``cell_px`` square.
-
-    Parameters
-    ----------
-    target : ndarray of uint8, shape (H, W, 3)
-    rows, cols : int
-        The cell grid.
-    cell_px : int
-        Side of each returned patch.
-    row_range : (int, int), optional
-        Only the cells of grid rows ``first <= r < last`` (default: all).
-
-    Returns
-    -------
-    ndarray of uint8, shape (n_rows * cols, cell_px, cell_px, 3), row-major.
-    """
-    first, last = row_range or (0, rows)
-    height, width = target.shape[:2]
-    left, top, side = _grid_crop(width, height, rows, cols)
-    box = (left, top + first * side, left + cols * side, top + last * side)
-    band = last - first
-    image = Image.fromarray(target).resize((cols * cell_px, band * cell_px), Image.Resampling.LANCZOS, box=box)
-    pixels = np.asarray(image).reshape(band, cell_px, cols, cell_px, 3)
-    return pixels.transpose(0, 2, 1, 3, 4).reshape(band * cols, cell_px, cell_px, 3)
-
+__all__ = ["MosaicSummary", "make_mosaic"]
 
 @dataclass
 class MosaicSummary:
@@ -107,53 +56,14 @@ class MosaicSummary:
         )
 
 
-class TargetCells(NamedTuple):
-    """A target photo cut into cells: its pixels, the grid and each cell's features."""
-
-    pixels: np.ndarray  # (H, W, 3) uint8, upright
-    rows: int
-    cols: int
-    features: TileFeatures  # of the rows * cols cells, row-major
-    mean_rgb: np.ndarray  # (rows * cols, 3) uint8: each cell's mean sRGB colour
-
-
-# Cells are described a band of grid rows at a time, so a million-cell grid never
-# needs all its sampled patches at once.
-_PATCH_BAND_BYTES = 32 << 20
-
-
-def describe_target(target: str | os.PathLike, cols: int, rows: int | None = None, grid: int = 3) -> TargetCells:
-    """Read a target photo and compute the features of its cells, as the tiles' are computed.
-
-    Raises
-    ------
-    MosaicError
-        If the target cannot be read as a photo.
-    """
-    try:
-        # JPEG may decode reduced, but never below what the cells sample.
-        pixels = load_rgb(os.fspath(target), min_side=max(cols, rows or 0) * CELL_SAMPLE_PX)
-    except PhotoError as exc:
-        raise MosaicError(f"cannot read target {os.fspath(target)}: {exc}") from None
-    n_rows, n_cols = grid_shape(pixels.shape[1], pixels.shape[0], cols, rows)
-    band = max(1, _PATCH_BAND_BYTES // (n_cols * CELL_SAMPLE_PX * CELL_SAMPLE_PX * 3))
-    parts, means = [], []
-    for first in range(0, n_rows, band):
-        patches = cell_patches(pixels, n_rows, n_cols, row_range=(first, min(first + band, n_rows)))
-        parts.append(compute_features(patches, grid))
-        means.append(np.round(patches.mean(axis=(1, 2))).astype(np.uint8))
-    features = TileFeatures(*(np.concatenate(columns) for columns in zip(*parts)))
-    return TargetCells(pixels, n_rows, n_cols, features, np.concatenate(means))
-
-
 def _flat(grid: np.ndarray) -> np.ndarray:
     return grid.reshape(len(grid), -1)
 
 
-def _write_quality(path: str, summary: "MosaicSummary", tiles: np.ndarray, **rule) -> str:
+def _write_quality(path: str, summary: "MosaicSummary", tiles: np.ndarray, rule: ReuseRule) -> str:
     """The match quality, beside the output, for comparing runs without opening the report."""
     quality = {
-        "cells": int(tiles.size), "tiles_in_cache": summary.tiles_in_cache, "rule": rule,
+        "cells": int(tiles.size), "tiles_in_cache": summary.tiles_in_cache, "rule": rule.as_dict(),
         "mean_distance": summary.mean_distance, "p95_distance": summary.p95_distance,
         "distance": f"root mean square CIE76 over the {summary.grid}x{summary.grid} CIELAB grid blocks of cell and tile",
         "distinct_tiles": summary.distinct_tiles, "most_uses": summary.most_uses,
@@ -173,18 +83,15 @@ def make_mosaic(
     cache_path: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    cols: int = 80,
+    cols: int | None = None,
     rows: int | None = None,
-    tile_px: int = 32,
-    max_uses: int | None = None,
-    unique: bool = False,
-    min_repeat_distance: int = 0,
+    tile_px: int | None = None,
+    rule: ReuseRule | None = None,
     blend: float = 0.0,
     from_originals: bool = False,
     report: bool = True,
     progress: bool = True,
     client: Client | None = None,
-    **cluster_options,
 ) -> MosaicSummary:
     """Make a photomosaic of ``target`` from the tiles in a cache.
 
@@ -198,16 +105,14 @@ def make_mosaic(
         Output image: ``.jpg``, ``.png``, ``.tif`` (tiled pyramidal BigTIFF) or
         ``.dzi`` (Deep Zoom pyramid and a viewer page). The assignment record is
         written beside it as ``<out stem>.assignment.csv`` and ``.npz``.
-    cols, rows : int
-        Cells across; rows default to the target's aspect ratio.
-    tile_px : int
-        Side of each tile in the output, in pixels.
-    max_uses : int, optional
-        Use no tile more often than this.
-    unique : bool
-        Use each tile at most once (near-optimal: proven within 1 % of the least total cost).
-    min_repeat_distance : int
-        The same tile never within this many cells of itself.
+    cols, rows : int, optional
+        Cells across (default ``mosaic.make.cols``); rows default to the target's aspect ratio.
+    tile_px : int, optional
+        Side of each tile in the output, in pixels (default ``mosaic.make.tile-px``).
+    rule : ReuseRule, optional
+        How often one tile may be used and how near to itself (default:
+        :meth:`ReuseRule.from_config`; ``ReuseRule.unique()``: each tile at most
+        once, near-optimal: proven within 1 % of the least total cost).
     blend : float
         0..1: pull each tile toward its cell's colour (alpha overlay); 0 leaves tiles as they are.
     from_originals : bool
@@ -218,17 +123,19 @@ def make_mosaic(
     progress : bool
         Print the dashboard link and each stage's progress to stderr.
     client : distributed.Client, optional
-        Run on this client's cluster.
-    **cluster_options
-        Otherwise, how to find or start a cluster: see :func:`pipeline.dask_client`.
+        Run on this client's cluster. Default: dask's current client, else a
+        LocalCluster of worker processes for matching and one of threads in this
+        process for assembly (:func:`pipeline.cluster.stage_client`).
 
     Returns
     -------
     MosaicSummary
     """
     target, cache_path, out = os.fspath(target), os.fspath(cache_path), os.fspath(out)
+    cols, tile_px = or_config(cols, "make.cols"), or_config(tile_px, "make.tile-px")
+    rule = ReuseRule.from_config() if rule is None else rule
     if tile_px < 1:
-        raise MosaicError("--tile-px must be at least 1")
+        raise MosaicError("`tile_px` must be at least 1")
     check_not_precious(out, target, cache_path)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -240,11 +147,10 @@ def make_mosaic(
     seconds["features"] = time.perf_counter() - start
     _stage_line(progress, f"make: {n_cols}x{n_rows} cells described ({seconds['features']:.1f} s)")
 
-    with dask_client(client, announce=progress, **cluster_options) as dask:
+    with stage_client(client, announce=progress) as dask:
         t = time.perf_counter()
-        assignment = match_cells(_flat(cells.features.grid_lab), _flat(tile_features.grid_lab), max_uses=max_uses,
-                                 unique=unique, min_repeat_distance=min_repeat_distance, cols=n_cols, client=dask,
-                                 progress=progress)
+        assignment = match_cells(_flat(cells.features.grid_lab), _flat(tile_features.grid_lab), rule=rule, cols=n_cols,
+                                 client=dask, progress=progress)
         seconds["match"] = time.perf_counter() - t
         _stage_line(progress, f"make: matched {len(assignment.tiles)} cells against {len(tile_paths)} tiles ({seconds['match']:.1f} s)")
 
@@ -256,11 +162,8 @@ def make_mosaic(
         target=os.path.abspath(target))
     csv_path, npz_path = write_assignment(record, os.path.splitext(out)[0])
     # Assembly's pixels are needed in this process: a LocalCluster started for it runs threads
-    # here (see assembly_cluster). That is a second cluster, so a second performance report.
-    report_file = cluster_options.pop("performance_report", None)
-    if report_file is not None:
-        cluster_options["performance_report"] = "{0}.assemble{1}".format(*os.path.splitext(os.fspath(report_file)))
-    with assembly_cluster(client, announce=False, **cluster_options) as dask:
+    # here. That is a second cluster, so a second performance report.
+    with stage_client(client, assembly=True, announce=False, report_suffix=".assemble") as dask:
         rendered = render_assignment(record, cache_path, out, dask, tile_px=tile_px, blend=blend,
                                      from_originals=from_originals, progress=progress)
     seconds["assemble"] = time.perf_counter() - t
@@ -280,8 +183,7 @@ def make_mosaic(
         seconds=seconds,
         grid=cells.features.grid_lab.shape[1],
     )
-    summary.quality = _write_quality(os.path.splitext(out)[0] + ".match.json", summary, assignment.tiles,
-                                     max_uses=1 if unique else max_uses, min_repeat_distance=min_repeat_distance)
+    summary.quality = _write_quality(os.path.splitext(out)[0] + ".match.json", summary, assignment.tiles, rule)
     if rendered.fallbacks:
         _stage_line(progress, f"make: {rendered.fallbacks} original photos could not be re-read; their cached thumbnails were used")
     if report:

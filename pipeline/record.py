@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._errors import MosaicError
-from ._files import replaced_atomically
+from .errors import MosaicError
+from .files import replaced_atomically
 
 __all__ = ["AssignmentRecord", "read_assignment", "write_assignment"]
 

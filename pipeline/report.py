@@ -12,10 +12,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ._cache import TileCache
-from ._files import replaced_atomically
+from .cache import TileCache
+from .config import or_config
 from .coverage import Coverage, colour_coverage
-from .make import describe_target
+from .files import replaced_atomically
+from .target import describe_target
 
 __all__ = ["coverage_figure", "error_figure", "figure_png", "target_coverage", "write_report"]
 
@@ -67,8 +68,8 @@ def error_figure(distances: np.ndarray, rows: int, cols: int) -> Figure:
     return fig
 
 
-def target_coverage(target: str | os.PathLike, cache_path: str | os.PathLike, cols: int, rows: int | None = None,
-                    chart: str | os.PathLike | None = None) -> Coverage:
+def target_coverage(target: str | os.PathLike, cache_path: str | os.PathLike, cols: int | None = None,
+                    rows: int | None = None, chart: str | os.PathLike | None = None) -> Coverage:
     """How well the library in a cache covers a target's colours, before making a mosaic.
 
     Cuts the target into cells as ``mosaic make`` would and, if ``chart`` is given,
@@ -77,7 +78,7 @@ def target_coverage(target: str | os.PathLike, cache_path: str | os.PathLike, co
     with TileCache.open(cache_path) as cache:
         tile_lab = cache.features().mean_lab
         grid = cache.grid
-    cell_lab = describe_target(target, cols, rows, grid).features.mean_lab
+    cell_lab = describe_target(target, or_config(cols, "make.cols"), rows, grid).features.mean_lab
     coverage = colour_coverage(cell_lab, tile_lab)
     if chart is not None:
         with replaced_atomically(chart) as f:

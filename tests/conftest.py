@@ -60,9 +60,14 @@ def cluster_config(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def client():
-    """A real two-worker LocalCluster shared by the tests that need one."""
+    """A real two-worker LocalCluster shared by the tests that pass it.
+
+    Not dask's current client: a test that passes no client sees what a user's
+    program would, a stage starting its own cluster.
+    """
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+            Client(cluster, set_as_default=False) as c:
         yield c
 
 

@@ -66,8 +66,15 @@ def test_bad_input_gives_one_line(tmp_path, small_library, demo_target):
     assert_one_line_error(run("make", demo_target, "--cache", cache, "--out", demo_target, "--quiet"), "refusing to write")
     assert_one_line_error(
         run("make", demo_target, "--cache", cache, "--out", tmp_path / "m.jpg", "--max-uses", "1", "--quiet"),
-        "use --max-uses 35 or more",  # 80x52 = 4160 cells from 120 tiles: ceil(34.7)
+        "use --max-uses 35",  # 80x52 = 4160 cells from 120 tiles: ceil(34.7): the library's names, as flags
     )
+    assert_one_line_error(
+        run("make", demo_target, "--cache", cache, "--out", tmp_path / "m.jpg", "--unique", "--max-uses", "3", "--quiet"),
+        "--unique means --max-uses 1")
+    assert_one_line_error(
+        run("make", demo_target, "--cache", cache, "--out", tmp_path / "m.jpg", "--tile-px", "2000", "--quiet"),
+        "over JPEG's 65500 px limit; write .tif (BigTIFF pyramid), .dzi (Deep Zoom) or .png instead, or use a smaller "
+        "--tile-px")
     unreachable = run("index", small_library, "--cache", cache, "--scheduler", "tcp://127.0.0.1:9", "--quiet",
                       env={"DASK_MOSAIC__CLUSTER__CONNECT_TIMEOUT": "2s"})
     assert_one_line_error(unreachable, "cannot reach the Dask scheduler at tcp://127.0.0.1:9")

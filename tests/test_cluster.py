@@ -13,8 +13,8 @@ from pathlib import Path
 from distributed import Client
 from PIL import Image
 
-from browser import drawn_fraction, screenshot
-from libraries import distinct_copies
+from support.browser import drawn_fraction, screenshot
+from support.libraries import distinct_copies
 
 BIN = Path(sys.executable).parent
 

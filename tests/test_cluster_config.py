@@ -77,7 +77,7 @@ def run_python(code, config_folder):
 
 
 def test_the_cli_honours_the_mosaic_section(cluster_config):
-    assert run_python("from pipeline._config import config_get; print(config_get('index.batch-size'))", cluster_config).strip() == "256"
+    assert run_python("from pipeline.config import config_get; print(config_get('index.batch-size'))", cluster_config).strip() == "256"
     made_help = subprocess.run([sys.executable, "-m", "pipeline", "make", "--help"], capture_output=True, text=True,
                                env={**os.environ, "DASK_CONFIG": str(cluster_config), "DASK_MOSAIC__MAKE__COLS": "17"})
     assert "mosaic.make.cols, 17" in " ".join(made_help.stdout.split())

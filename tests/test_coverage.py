@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline import colour_coverage, hue_sectors, srgb_to_lab
-from pipeline.coverage import HUE_NAMES
+from pipeline.coverage import HUE_NAMES, colour_coverage, hue_sectors
+from pipeline.features import srgb_to_lab
 
 
 def lab(*rgb):

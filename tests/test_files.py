@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from pipeline._files import replaced_atomically
+from pipeline.files import replaced_atomically
 
 
 @pytest.mark.parametrize("binary", [True, False])

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import PhotoError, load_rgb, load_square_thumbnail
-from pipeline._photo import has_image_signature, square_box
+from pipeline.photo import PhotoError, has_image_signature, load_rgb, load_square_thumbnail, square_box
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
@@ -272,7 +271,7 @@ def test_huge_jpeg_is_decoded_at_reduced_scale_and_the_pixel_limit_counts_the_de
 def test_huge_jpeg_peak_memory_stays_small(tmp_path):
     Image.new("RGB", (12000, 9000), (10, 120, 240)).save(tmp_path / "huge.jpg", quality=80)
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from this (big) forked process.
-    script = ("import re, sys; from pipeline import load_square_thumbnail; load_square_thumbnail(sys.argv[1], 64); "
+    script = ("import re, sys; from pipeline.photo import load_square_thumbnail; load_square_thumbnail(sys.argv[1], 64); "
               "print(re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read())[1])")
     peak_kib = int(subprocess.run([sys.executable, "-c", script, str(tmp_path / "huge.jpg")], check=True,
                                   capture_output=True, text=True).stdout)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import open_page
+from support.browser import open_page
 from pipeline import index_library, make_mosaic
 
 

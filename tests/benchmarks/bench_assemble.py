@@ -40,8 +40,9 @@ import psutil
 import pyvips
 import simplejpeg
 
-from pipeline._dz_bands import DZ_TILE
-from pipeline._image_out import JPEG_MAX_SIDE, save_options
+from pipeline.formats import format_for
+from pipeline.formats.deepzoom import DZ_TILE
+from pipeline.formats.jpeg import JPEG_MAX_SIDE
 
 MOSAIC = [sys.executable, "-m", "pipeline"]
 KIND = {"jpg": "jpeg", "png": "png", "tif": "tiff", "dzi": "dz"}
@@ -110,9 +111,9 @@ def floor_seconds(pixels: pyvips.Image, kind: str, folder: str, judge: bool = Fa
     out = os.path.join(folder, "floor")
     start = time.perf_counter()
     if kind == "dz":
-        pixels.dzsave(out, **save_options(kind))
+        pixels.dzsave(out, **format_for(out + ".dzi").libvips_save)
     else:
-        getattr(pixels, f"{kind}save")(out + "." + kind, **save_options(kind))
+        getattr(pixels, f"{kind}save")(out + "." + kind, **format_for(out + "." + kind).libvips_save)
     seconds = time.perf_counter() - start
     judged = size_and_error(out + (".dzi" if kind == "dz" else "." + kind), pixels) if judge else None
     for name in os.listdir(folder):

@@ -32,13 +32,11 @@ import sys
 import time
 
 import numpy as np
-from pykdtree.kdtree import KDTree
 
-from pipeline import match_cells
-from pipeline.match import _best_by_cost, _ranked_candidates, _scoring
-from pipeline._assign import _greedy_feasible, _kd_query, assign_capacitated
-from pipeline._cache import TileCache
-from pipeline.make import describe_target
+from pipeline import TileCache, match_cells
+from pipeline.matching import (assign_capacitated, best_by_cost, greedy_assignment, nearest_tiles, pair_scoring,
+                               ranked_candidates)
+from pipeline.target import describe_target
 
 SIZES = ["2500x5000", "10000x10000", "10000x50000", "100000x1000000", "200000x13000000"]
 DENSE_LIMIT = 10_000 * 50_000  # instances up to this many pairs get an exact optimum
@@ -123,7 +121,7 @@ def _lesson_ot_emd(cells: np.ndarray, tiles: np.ndarray, cost) -> tuple[float, f
 def run_size(size: str, instance: dict) -> None:
     cells, tiles = instance["cells"], instance["tiles"]
     n = len(cells)
-    cell_keys, tile_keys, cost = _scoring(cells, tiles)
+    cell_keys, tile_keys, cost = pair_scoring(cells, tiles)
     t = time.perf_counter()
     match_cells(cells, tiles)
     nearest_seconds = time.perf_counter() - t
@@ -133,7 +131,7 @@ def run_size(size: str, instance: dict) -> None:
     seconds = time.perf_counter() - t
     assert len(np.unique(result.tiles)) == n
     total = float(result.costs.sum())
-    greedy = float(cost(np.arange(n), _greedy_feasible(cell_keys, tile_keys, 1, _kd_query(KDTree(tile_keys), cell_keys, 32))).sum())
+    greedy = float(cost(np.arange(n), greedy_assignment(cell_keys, tile_keys, 1)).sum())
     line = (f"{size}: unique cost {total:.0f} in {seconds:.1f} s ({result.rounds} rounds, goal {GOAL_SECONDS.get(size)} s), "
             f"peak RSS {_peak_rss_gib():.2f} GiB; ")
     if "optimum" in instance:
@@ -155,8 +153,8 @@ def nearest_bound(cell_keys: np.ndarray, tile_keys: np.ndarray, cost) -> float:
     An exact search of each cell's 64 nearest keys: the best cost among them, or the
     64th key distance if that is lower (no tile beyond it costs less).
     """
-    key_distances, candidates = _kd_query(KDTree(tile_keys), cell_keys, 64)
-    best = _best_by_cost(np.arange(len(cell_keys)), candidates, cost, 1)[0][:, 0]
+    key_distances, candidates = nearest_tiles(cell_keys, tile_keys, 64)
+    best = best_by_cost(np.arange(len(cell_keys)), candidates, cost, 1)[0][:, 0]
     return float(np.minimum(best, key_distances[:, -1]).sum())
 
 
@@ -166,11 +164,11 @@ def nearest_variants(size: str, instance: dict, variants: list[tuple[int, float]
     Printed: seconds, the mean best cost against the best variant's, and the share of
     cells whose tile differs from it.
     """
-    cell_keys, tile_keys, cost = _scoring(instance["cells"], instance["tiles"])
+    cell_keys, tile_keys, cost = pair_scoring(instance["cells"], instance["tiles"])
     runs = {}
     for search, eps in variants:
         t = time.perf_counter()
-        costs, tiles = _ranked_candidates(cell_keys, tile_keys, cost, 16, None, search=search, eps=eps)
+        costs, tiles = ranked_candidates(cell_keys, tile_keys, cost, 16, None, search=search, eps=eps)
         runs[search, eps] = (time.perf_counter() - t, costs[:, 0], tiles[:, 0])
     best = min(runs.values(), key=lambda run: run[1].mean())
     for (search, eps), (seconds, costs, tiles) in runs.items():

@@ -28,8 +28,9 @@ import time
 import numpy as np
 from PIL import Image
 
-from pipeline import make_mosaic, srgb_to_lab
-from pipeline._cluster import dask_client
+from pipeline import ReuseRule, make_mosaic
+from pipeline.cluster import open_cluster
+from pipeline.features import srgb_to_lab
 
 SAMPLES_PER_CELL = 4
 TILE_PX = 32
@@ -54,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     caches = args.cache.split(",")
     rows_out = []
-    with tempfile.TemporaryDirectory() as work, dask_client(None, announce=False) as client:
+    with tempfile.TemporaryDirectory() as work, open_cluster(announce=False) as client:
         for path in sorted(glob.glob(os.path.join(args.targets, "*.jpg"))):
             name = os.path.splitext(os.path.basename(path))[0]
             with Image.open(path) as image:
@@ -77,7 +78,7 @@ def main() -> None:
                     mode += f" {os.path.basename(cache)}"
                 out = os.path.join(work, f"{name}.{mode.replace(' ', '_')}.png")
                 t = time.perf_counter()
-                make_mosaic(target_path, cache, out, cols=args.cols, rows=rows, tile_px=TILE_PX, unique=unique,
+                make_mosaic(target_path, cache, out, cols=args.cols, rows=rows, tile_px=TILE_PX, rule=ReuseRule.unique() if unique else ReuseRule(),
                             report=False, progress=False, client=client)
                 seconds[mode] = time.perf_counter() - t
                 scores[mode] = fidelity(target, out, args.cols, rows)

@@ -8,7 +8,7 @@ On the same photos in one run, images per second per core of:
 (c) the decode floor: ``Image.open`` + ``draft`` + ``load``, nothing else;
 (d) ``mosaic index`` through a LocalCluster of 2 single-threaded workers including the
     HDF5 writes, per core (total rate / 2). Reported twice: the rate inside
-    ``index_library`` with the cluster up (mosaic's own ``dask_client``), and the CLI's
+    ``index_library`` with the cluster up (mosaic's own ``open_cluster``), and the CLI's
     wall clock from process start (Python imports and cluster start-up included), with
     the client's peak RSS.
 
@@ -17,7 +17,7 @@ On the same photos in one run, images per second per core of:
 noisy neighbour hurts all three alike. d/b comes from rounds of (b) over every photo
 then (d) over the library, back to back: the median of the per-round ratios. Files
 are read once beforehand (warm page cache). (b) runs with glibc's default malloc
-settings; the workers with mosaic's (``pipeline._cluster.WORKER_MALLOC``).
+settings; the workers with mosaic's (``pipeline.cluster.WORKER_MALLOC``).
 
     python tests/benchmarks/bench_ingest.py --library /var/tmp/mosaic-corpus/pool [--tile-size 64]
     python tests/benchmarks/bench_ingest.py --million /var/tmp/mosaic-million
@@ -41,9 +41,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, ImageStat
 
-from pipeline import dask_client, index_batch, index_library
-from pipeline._photo import PHOTO_EXTENSIONS
-from pipeline._scan import scan_library
+from pipeline import index_library
+from pipeline.cluster import open_cluster
+from pipeline.ingest import index_batch, scan_library
+from pipeline.photo import PHOTO_EXTENSIONS
 
 MOSAIC = [sys.executable, "-m", "pipeline"]
 
@@ -104,10 +105,10 @@ def interleaved_with_cluster(library: str, files: list, size: int, folder: str, 
 
     This machine's speed drifts by 10-20 % over minutes; measuring (b) and (d) back to
     back in each round and taking the median of the per-round ratios keeps that drift
-    out of d/b. The cluster is mosaic's own LocalCluster (``dask_client``), started once.
+    out of d/b. The cluster is mosaic's own LocalCluster (``open_cluster``), started once.
     """
     b_rates, d_rates = [], []
-    with dask_client(n_workers=2, threads_per_worker=1, dashboard_address=":0", announce=False) as client:
+    with open_cluster(workers=2, threads=1, dashboard_address=":0", announce=False) as client:
         for round_ in range(rounds):
             b_rates.append(rate(pipeline_batches, files, size))
             start = time.perf_counter()

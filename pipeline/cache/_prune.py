@@ -1,0 +1,110 @@
+"""`mosaic index --prune`: forget files that are gone, and compact the cache they leave holes in."""
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+
+from ._tile_cache import FileRecord, TileCache
+
+__all__ = ["prune_cache"]
+
+_BLOCK_ROWS = 4096
+
+
+def prune_cache(cache: TileCache, known: dict[str, FileRecord], seen: set[str], library: str) -> int:
+    """Remove what the cache holds of files below ``library`` that a full scan did not see.
+
+    Aliases and failures of vanished files are dropped in place. A tile whose file vanished
+    or no longer decodes is removed, unless a live alias still has its bytes: then that
+    alias's path takes the tile over. Removing tiles rewrites the cache into a sibling file
+    that replaces the original only when complete, so an interrupted prune loses nothing.
+
+    Parameters
+    ----------
+    cache : TileCache
+        Open for writing; after a compaction it is reopened on the new file.
+    known : dict
+        The writer's path records (``CacheWriter.known``), updated in place.
+    seen : set of str
+        Every path the scan of ``library`` found.
+    library : str
+        Absolute path of the scanned folder; files outside it are left alone.
+
+    Returns
+    -------
+    int
+        Number of tiles removed.
+    """
+    below = library.rstrip(os.sep) + os.sep
+    gone = {path for path in known if path.startswith(below) and path not in seen}
+    for kind in ("alias", "failure"):
+        cache.drop_records(kind, [known[p].index for p in gone if known[p].kind == kind])
+    dead_rows = {r.tile_row for p, r in known.items() if r.tile_row >= 0 and r.kind != "alias" and (p in gone or r.kind == "failure")}
+    heirs = {}  # dead tile row -> a live alias of the same bytes
+    for path, record in known.items():
+        if record.kind == "alias" and path not in gone and record.tile_row in dead_rows:
+            heirs.setdefault(record.tile_row, (path, record))
+    if heirs:
+        _hand_over(cache, heirs)
+        dead_rows -= set(heirs)
+    for path in gone:
+        del known[path]
+    if not dead_rows:
+        return 0
+    keep = np.ones(len(cache), bool)
+    keep[list(dead_rows)] = False
+    _compact(cache, keep)
+    known.clear()
+    known.update(cache.known_files())
+    return int((~keep).sum())
+
+
+def _hand_over(cache: TileCache, heirs: dict[int, tuple[str, FileRecord]]) -> None:
+    """Give dead tiles the path and stat key of a live alias of theirs, and retire the alias."""
+    cache.drop_records("alias", [record.index for _, record in heirs.values()])
+    rows = sorted(heirs)
+    cache.hand_over(rows, [heirs[r][0] for r in rows], [heirs[r][1].size for r in rows],
+                    [heirs[r][1].mtime_ns for r in rows])
+
+
+def _compact(cache: TileCache, keep: np.ndarray) -> None:
+    """Rewrite the cache without the rows not in ``keep``, then swap it in atomically."""
+    source = cache._file
+    path = source.filename
+    new_row = np.cumsum(keep) - 1
+    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.prune.partial")
+    try:
+        with h5py.File(temporary, "w", fs_strategy="none") as target:
+            target.attrs.update(dict(source.attrs))
+            _copy_rows(source["tiles"], target.create_group("tiles"), keep)
+            aliases = source["aliases"]
+            live_alias = cache.live_rows("aliases")
+            tile = aliases["tile"][: len(live_alias)]
+            live_alias[live_alias] = keep[tile[live_alias]]
+            _copy_rows(aliases, target.create_group("aliases"), live_alias, remap={"tile": new_row})
+            _copy_rows(source["failures"], target.create_group("failures"), cache.live_rows("failures"))
+        source.close()
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    cache._file = h5py.File(path, "r+")
+
+
+def _copy_rows(source: h5py.Group, target: h5py.Group, keep: np.ndarray, remap: dict | None = None) -> None:
+    n_keep = int(keep.sum())
+    for name, dataset in source.items():
+        out = target.create_dataset_like(name, dataset, shape=(n_keep, *dataset.shape[1:]))
+        written = 0
+        for start in range(0, len(keep), _BLOCK_ROWS):
+            mask = keep[start : start + _BLOCK_ROWS]
+            if not mask.any():
+                continue
+            values = dataset[start : start + len(mask)][mask]
+            if remap and name in remap:
+                values = remap[name][values]
+            out[written : written + len(values)] = values
+            written += len(values)

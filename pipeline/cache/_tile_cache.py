@@ -1,0 +1,300 @@
+"""The HDF5 tile cache: thumbnails, their features, where they came from, and what failed.
+
+Only the client process writes a cache; workers never open it for writing. The
+schema is documented in the README ("Tile cache schema").
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import h5py
+import numpy as np
+
+from ..errors import MosaicError
+from ..features import TileFeatures
+from . import _schema
+from ._schema import SCHEMA_VERSION, decode_paths, encode_paths
+
+__all__ = ["SCHEMA_VERSION", "CacheError", "TileCache", "FileRecord"]
+
+class CacheError(MosaicError):
+    """A cache that cannot be used as asked; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the cache knows of one file: its stat key and where it ended up.
+
+    ``kind`` is ``"tile"``, ``"alias"`` (the same bytes as a tile under another path) or
+    ``"failure"``; ``index`` is the row in that group.
+    """
+
+    size: int
+    mtime_ns: int
+    kind: str
+    index: int
+    # The tile row this path shows (a tile, an alias), or its own tile whose file now fails.
+    tile_row: int = -1
+
+    @property
+    def row(self) -> int:
+        """The tile row this path shows, or -1 for a failure or an alias."""
+        return self.index if self.kind == "tile" else -1
+
+
+class TileCache:
+    """An open tile cache. Use :meth:`create` or :meth:`open`, ideally in a ``with`` block.
+
+    Parameters
+    ----------
+    file : h5py.File
+        The open HDF5 file (owned by this object from now on).
+    """
+
+    def __init__(self, file: h5py.File):
+        self._file = file
+        version = file.attrs.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise CacheError(f"{file.filename}: schema version {version}, this mosaic reads version {SCHEMA_VERSION}; index the library into a new cache file")
+        self._discard_uncommitted_rows()
+
+    # -- opening ---------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike, tile_size: int, grid: int) -> "TileCache":
+        """Create a new, empty cache file (refusing to overwrite one)."""
+        try:
+            # Freed file space is never reused: a writer killed mid-batch cannot have
+            # written new data over space that the file on disk still points to.
+            file = h5py.File(path, "w-", fs_strategy="none")
+        except (FileExistsError, OSError) as exc:
+            raise CacheError(f"cannot create cache {os.fspath(path)}: {exc}") from None
+        _schema.create_layout(file, tile_size, grid)
+        return cls(file)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, mode: str = "r", chunk_cache_bytes: int = 1 << 20) -> "TileCache":
+        """Open an existing cache, read-only (``"r"``) or for appending (``"r+"``).
+
+        ``chunk_cache_bytes`` sizes HDF5's cache of decompressed chunks for each
+        dataset; a reader that comes back to the same thumbnails wants it large.
+        """
+        if not os.path.exists(path):
+            raise CacheError(f"no tile cache at {os.fspath(path)}")
+        try:
+            file = h5py.File(path, mode, rdcc_nbytes=chunk_cache_bytes, rdcc_nslots=10007)
+        except OSError as exc:
+            if "lock" in str(exc).lower():
+                raise CacheError(f"{os.fspath(path)} is open for writing by another process (is a `mosaic index` running?)") from None
+            raise CacheError(f"{os.fspath(path)} is not a readable tile cache: {exc}") from None
+        if "schema_version" not in file.attrs:
+            file.close()
+            raise CacheError(f"{os.fspath(path)} is an HDF5 file but not a mosaic tile cache")
+        return cls(file)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "TileCache":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- metadata ----------------------------------------------------------------
+    @property
+    def tile_size(self) -> int:
+        return int(self._file.attrs["tile_size"])
+
+    @property
+    def grid(self) -> int:
+        return int(self._file.attrs["grid"])
+
+    @property
+    def roots(self) -> list[str]:
+        return json.loads(self._file.attrs["roots"])
+
+    @property
+    def feature_definitions(self) -> dict[str, str]:
+        return json.loads(self._file.attrs["feature_definitions"])
+
+    def add_root(self, root: str) -> None:
+        """Remember a library folder that was indexed into this cache."""
+        roots = self.roots
+        if root not in roots:
+            self._file.attrs["roots"] = json.dumps(roots + [root])
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._file.attrs["schema_version"])
+
+    @property
+    def path(self) -> str:
+        """The cache file's path."""
+        return self._file.filename
+
+    def __len__(self) -> int:
+        return _schema.committed_rows(self._file["tiles"])
+
+    def record_count(self, group_name: str) -> int:
+        """Committed rows of ``"tiles"``, ``"aliases"`` or ``"failures"``, retired ones included."""
+        return _schema.committed_rows(self._file[group_name])
+
+    # -- reading -----------------------------------------------------------------
+    def paths(self) -> list[str]:
+        """Source path of every tile, in row order."""
+        return decode_paths(self._file["tiles/path"][:])
+
+    def features(self) -> TileFeatures:
+        """All tiles' features, in row order."""
+        n = len(self)
+        tiles = self._file["tiles"]
+        return TileFeatures(*(tiles[name][:n] for name in TileFeatures._fields))
+
+    def thumbnails(self, rows: Sequence[int] | np.ndarray, block_rows: int = 1024) -> np.ndarray:
+        """The thumbnails at ``rows`` (any order, repeats allowed), shape (len(rows), s, s, 3).
+
+        Reads whole runs of chunks as slices, ``block_rows`` at a time: h5py's
+        fancy indexing selects row by row and is ~25x slower on thousands of rows.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        unique, inverse = np.unique(rows, return_inverse=True)
+        if unique.size and (unique[0] < 0 or unique[-1] >= len(self)):
+            raise IndexError(f"tile rows out of range 0..{len(self) - 1}")
+        dataset = self._file["tiles/thumbnails"]
+        out = np.empty((len(unique), *dataset.shape[1:]), dataset.dtype)
+        chunk = dataset.chunks[0]
+        step = max(1, block_rows // chunk) * chunk
+        chunk_ids = unique // chunk
+        run_starts = np.flatnonzero(np.r_[True, np.diff(chunk_ids) > 1]) if unique.size else np.empty(0, np.int64)
+        run_ends = np.r_[run_starts[1:], len(unique)].astype(np.int64)
+        for first, last in zip(run_starts.tolist(), run_ends.tolist()):
+            end = min((int(chunk_ids[last - 1]) + 1) * chunk, dataset.shape[0])
+            for block_start in range(int(chunk_ids[first]) * chunk, end, step):
+                block_end = min(block_start + step, end)
+                i0, i1 = np.searchsorted(unique, [block_start, block_end])
+                if i1 > i0:
+                    out[i0:i1] = dataset[block_start:block_end][unique[i0:i1] - block_start]
+        return out[inverse.ravel()]
+
+    def content_hashes(self) -> np.ndarray:
+        """xxh3-128 of each tile's file bytes, as (N, 2) uint64."""
+        return self._file["tiles/content_hash"][: len(self)]
+
+    def content_hash(self, row: int) -> bytes:
+        """xxh3-128 of one tile's file bytes, as 16 bytes."""
+        return self._file["tiles/content_hash"][row].tobytes()
+
+    def live_rows(self, group_name: str) -> np.ndarray:
+        """Which committed rows of ``tiles``, ``aliases`` or ``failures`` are not retired (bool)."""
+        return _schema.live_rows(group_name, self._file[group_name])
+
+    def failures(self) -> list[tuple[str, str, str]]:
+        """``(path, reason, detail)`` of every file that currently fails."""
+        group = self._file["failures"]
+        n, live = _schema.committed_rows(group), self.live_rows("failures")
+        rows = zip(decode_paths(group["path"][:n]), group["reason"].asstr()[:n], group["detail"].asstr()[:n])
+        return [row for row, alive in zip(rows, live) if alive]
+
+    def aliases(self) -> list[tuple[str, int]]:
+        """``(path, tile row)`` of every path whose bytes equal those of a tile indexed under another path."""
+        group = self._file["aliases"]
+        n, live = _schema.committed_rows(group), self.live_rows("aliases")
+        rows = zip(decode_paths(group["path"][:n]), group["tile"][:n].tolist())
+        return [row for row, alive in zip(rows, live) if alive]
+
+    def known_files(self) -> dict[str, FileRecord]:
+        """Every path the cache holds, as a tile, an alias or a failure, with its stat key.
+
+        The writer keeps one live alias or failure per path at most, and drops it when
+        the file changes. A path can have both a tile and a failure: the photo was
+        indexed, then its file went bad; the failure is what the file is now, and the
+        record keeps the tile's row (``tile_row``) for the next change or ``--prune``.
+        """
+        known: dict[str, FileRecord] = {}
+        for kind, group_name in (("tile", "tiles"), ("alias", "aliases"), ("failure", "failures")):
+            group = self._file[group_name]
+            n = _schema.committed_rows(group)
+            sizes, mtimes = group["size"][:n], group["mtime_ns"][:n]
+            live = self.live_rows(group_name)
+            shown = group["tile"][:n] if kind == "alias" else None
+            for i, path in enumerate(decode_paths(group["path"][:n])):
+                if not live[i]:
+                    continue
+                if kind == "tile":
+                    tile_row = i
+                elif kind == "alias":
+                    tile_row = int(shown[i])
+                else:  # a failure keeps the row of the path's own tile, if it had one
+                    tile_row = known[path].tile_row if path in known else -1
+                known[path] = FileRecord(int(sizes[i]), int(mtimes[i]), kind, i, tile_row)
+        return known
+
+    # -- writing -----------------------------------------------------------------
+    def _append_rows(self, group_name: str, paths: Sequence[str], columns: dict) -> None:
+        """Append rows; they become visible only once the whole batch is written (``path`` last)."""
+        n_new = len(paths)
+        if n_new == 0:
+            return
+        group = self._file[group_name]
+        start = _schema.committed_rows(group)
+        for name, values in columns.items():
+            group[name].resize(start + n_new, axis=0)
+            group[name][start:] = values
+        group["path"].resize(start + n_new, axis=0)
+        group["path"][start:] = encode_paths(paths)
+        self._file.flush()
+
+    def append_tiles(self, paths: Sequence[str], sizes, mtimes_ns, thumbnails: np.ndarray, features: TileFeatures,
+                     content_hashes: np.ndarray) -> None:
+        """Append tiles: their files' stat keys, thumbnails, features and (N, 2) uint64 content hashes."""
+        self._append_rows("tiles", paths, {"thumbnails": thumbnails, **features._asdict(), "size": sizes,
+                                           "mtime_ns": mtimes_ns, "content_hash": content_hashes})
+
+    def replace_tiles(self, rows: Sequence[int], sizes, mtimes_ns, thumbnails: np.ndarray, features: TileFeatures,
+                      content_hashes: np.ndarray) -> None:
+        """Overwrite existing tile rows in place (a file changed since it was indexed)."""
+        tiles = self._file["tiles"]
+        columns = {"thumbnails": thumbnails, **features._asdict(), "size": sizes, "mtime_ns": mtimes_ns,
+                   "content_hash": content_hashes}
+        for i, row in enumerate(rows):
+            for name, values in columns.items():
+                tiles[name][row] = values[i]
+        self._file.flush()
+
+    def append_aliases(self, paths: Sequence[str], sizes, mtimes_ns, tiles: Sequence[int]) -> None:
+        """Record paths whose bytes are those of the tiles at rows ``tiles``."""
+        self._append_rows("aliases", paths, {"size": sizes, "mtime_ns": mtimes_ns, "tile": tiles})
+
+    def append_failures(self, paths: Sequence[str], sizes, mtimes_ns, reasons: Sequence[str], details: Sequence[str]) -> None:
+        """Record files that could not be made into tiles, with a reason category and detail."""
+        self._append_rows("failures", paths, {"size": sizes, "mtime_ns": mtimes_ns, "reason": list(reasons),
+                                              "detail": list(details)})
+
+    def drop_records(self, kind: str, indices: Sequence[int]) -> None:
+        """Retire alias or failure rows in place (the file changed, became a tile, or is gone).
+
+        ``kind`` is ``"alias"`` or ``"failure"``; see the schema's retirement rule.
+        """
+        if len(indices) == 0:
+            return
+        group_name = {"alias": "aliases", "failure": "failures"}[kind]
+        column, retired = _schema.RETIRED[group_name]
+        dataset = self._file[group_name][column]
+        for index in sorted(indices):
+            dataset[index] = retired
+        self._file.flush()
+
+    def hand_over(self, rows: Sequence[int], paths: Sequence[str], sizes: Sequence[int], mtimes_ns: Sequence[int]) -> None:
+        """Give tile ``rows`` another path and stat key (the photo lives on under an alias's path)."""
+        tiles = self._file["tiles"]
+        for row, path, size, mtime_ns in zip(rows, paths, sizes, mtimes_ns):
+            tiles["size"][row], tiles["mtime_ns"][row] = size, mtime_ns
+            tiles["path"][row] = os.fsencode(path)
+        self._file.flush()
+
+    def _discard_uncommitted_rows(self) -> None:
+        if self._file.mode == "r+":
+            _schema.discard_uncommitted(self._file)

@@ -1,0 +1,9 @@
+"""Colour features of square RGB patches, library tiles and target cells alike (pure numpy).
+
+Every function takes and returns ndarrays; nothing here reads or writes files.
+"""
+from ._color import srgb_to_lab
+from ._tile_features import DOMINANT_BINS_PER_CHANNEL, TileFeatures, compute_features
+
+__all__ = ["DOMINANT_BINS_PER_CHANNEL", "TileFeatures", "compute_features", "srgb_to_lab"]
+

@@ -1,0 +1,207 @@
+"""Stage 1, index: the library's files in batches on a Dask bag -> thumbnails and features -> the HDF5 tile cache.
+
+The scan is a generator, cut lazily into batches of many files; the batches go to
+the cluster as bags of at most ``WAVE_BATCHES`` partitions (each partition one task),
+the next wave submitted while the last is still running. So a library of
+millions of files never becomes one graph of millions of tasks, nor a list of
+every path in the client's memory; and a library of tens of thousands is one
+graph that the dashboard shows whole. This process alone writes the cache, each
+batch as its task finishes; a batch whose worker died is run again by Dask.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from distributed import Client, Future
+
+from ..cache import TileCache, prune_cache
+from ..cluster import stage_client
+from ..config import or_config
+from ..errors import MosaicError
+from ..progress import Progress
+from ._bag import batch_bag, batches_of
+from ._scan import FileEntry, scan_library
+from ._writer import CacheWriter
+
+__all__ = ["IndexSummary", "WAVE_BATCHES", "index_library"]
+
+# Batches (tasks) in one submitted bag: 32k files at 256 a batch, whose results, if the
+# writer fell behind, would wait on the workers as ~100 MB of 64 px thumbnails.
+WAVE_BATCHES = 128
+
+
+@dataclass
+class IndexSummary:
+    """What a run of :func:`index_library` did."""
+
+    cache: str
+    files_seen: int = 0
+    unchanged: int = 0
+    added: int = 0
+    replaced: int = 0
+    aliases: int = 0
+    ignored: int = 0
+    pruned: int = 0
+    failures: Counter = field(default_factory=Counter)
+    tiles_in_cache: int = 0
+    seconds: float = 0.0
+
+    @property
+    def processed(self) -> int:
+        return self.added + self.replaced + self.aliases + sum(self.failures.values()) + self.ignored
+
+    def __str__(self) -> str:
+        failed = ", ".join(f"{n} {reason}" for reason, n in sorted(self.failures.items())) or "none"
+        rate = self.processed / self.seconds if self.seconds else 0.0
+        pruned = f", {self.pruned} pruned" if self.pruned else ""
+        return (
+            f"{self.cache}: {self.tiles_in_cache} tiles. This run: {self.files_seen} files seen, "
+            f"{self.unchanged} unchanged, {self.added} added, {self.replaced} re-indexed, "
+            f"{self.aliases} duplicates of a tile (aliases), {self.ignored} not images{pruned}, failed: {failed}; "
+            f"{self.seconds:.1f} s ({rate:.0f} files/s)"
+        )
+
+
+def _open_or_create(cache_path: str, tile_size: int | None, grid: int | None) -> TileCache:
+    if not os.path.exists(cache_path):
+        return TileCache.create(cache_path, or_config(tile_size, "index.tile-size"), or_config(grid, "index.grid"))
+    cache = TileCache.open(cache_path, "r+")
+    for name, asked, has in (("tile size", tile_size, cache.tile_size), ("feature grid", grid, cache.grid)):
+        if asked is not None and asked != has:
+            cache.close()
+            raise MosaicError(f"{cache_path} was built with {name} {has}, not {asked}; use another cache file")
+    return cache
+
+
+def _to_index(files: Iterable[FileEntry], writer: CacheWriter, summary: IndexSummary, seen: set | None) -> Iterator[FileEntry]:
+    for entry in files:
+        summary.files_seen += 1
+        if seen is not None:
+            seen.add(entry.path)
+        if writer.is_current(entry):
+            summary.unchanged += 1
+        else:
+            yield entry
+
+
+def index_library(
+    library: str | os.PathLike,
+    cache_path: str | os.PathLike,
+    *,
+    tile_size: int | None = None,
+    grid: int | None = None,
+    batch_size: int | None = None,
+    min_size: int | None = None,
+    max_pixels: int | None = None,
+    prune: bool = False,
+    progress: bool = True,
+    client: Client | None = None,
+) -> IndexSummary:
+    """Index every photo below ``library`` into the tile cache at ``cache_path``.
+
+    Files already in the cache with the same size and mtime are skipped; a changed file
+    is re-indexed in place of its old tile; a file whose bytes equal a tile's is recorded
+    as an alias of it; unreadable files are recorded as failures with a reason. Workers
+    read, hash, decode and compute features (the partitions of :func:`batch_bag`, the
+    bag behind :func:`pipeline.tile_bag`); only this process writes the cache. A run
+    that is killed leaves a cache that opens, and the same command finishes the work.
+
+    Parameters
+    ----------
+    library : path
+        Folder to scan recursively.
+    cache_path : path
+        HDF5 tile cache; created if missing.
+    tile_size, grid : int, optional
+        Thumbnail side and feature grid of a new cache (defaults: the
+        ``mosaic.index`` settings, 64 and 3); for an existing cache they must
+        match or be left out.
+    batch_size : int, optional
+        Files per Dask task (default: ``mosaic.index.batch-size``, or about four
+        tasks per worker thread for a small library, 256 for a big one).
+    min_size : int, optional
+        Photos whose shorter side is below this many pixels are skipped as ``too-small``
+        (default ``mosaic.index.min-size``). Longer photos are centre-cropped to a square.
+    max_pixels : int, optional
+        Files whose decode would exceed this many pixels are skipped as ``too-large``
+        (default ``mosaic.index.max-pixels``); JPEGs count their reduced-scale decode.
+    prune : bool
+        Afterwards, remove the tiles, aliases and failures of files below ``library``
+        that this scan did not find, and tiles whose file no longer decodes.
+    progress : bool
+        Print the dashboard link and progress to stderr.
+    client : distributed.Client, optional
+        Run on this client's cluster (default: dask's current client, else a
+        LocalCluster started for the run; see :func:`pipeline.cluster.stage_client`).
+
+    Returns
+    -------
+    IndexSummary
+    """
+    start = time.perf_counter()
+    library = os.path.abspath(library)
+    cache_path = os.fspath(cache_path)
+    if not os.path.isdir(library):
+        raise MosaicError(f"library folder not found: {library}")
+    options = {"min_size": or_config(min_size, "index.min-size"), "max_pixels": or_config(max_pixels, "index.max-pixels")}
+    summary = IndexSummary(cache=cache_path)
+    seen: set[str] | None = set() if prune else None
+    with _open_or_create(cache_path, tile_size, grid) as cache:
+        writer = CacheWriter(cache)
+        problems = []
+        todo = _to_index(scan_library(library, problems), writer, summary, seen)
+        first = next(todo, None)
+        if first is not None:
+            with stage_client(client, announce=progress) as dask:
+                threads = max(1, sum(dask.nthreads().values()))
+                batches = batches_of(itertools.chain([first], todo), or_config(batch_size, "index.batch-size"), threads)
+                _run_waves(dask, batches, cache, writer, options, threads, progress)
+        writer.record_problems(problems)
+        cache.add_root(library)
+        if prune:
+            summary.pruned = prune_cache(cache, writer.known, seen, library)
+        counts = writer.counts
+        summary.added, summary.replaced, summary.aliases = counts.added, counts.replaced, counts.aliases
+        summary.ignored, summary.failures = counts.ignored, counts.failures
+        summary.tiles_in_cache = len(cache)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _run_waves(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCache, writer: CacheWriter,
+               options: dict, threads: int, progress: bool) -> None:
+    """Submit the batches as bags of up to WAVE_BATCHES tasks; write each batch, in scan order, once it is done.
+
+    Writing in scan order makes a new cache's rows follow the library's order
+    whichever worker finishes first. The next wave goes in when the batches not
+    yet written are down to a few per thread, so no worker waits on the client.
+    """
+    bar = Progress("index", 0, "files", enabled=progress)
+    waves = iter(lambda: list(itertools.islice(batches, WAVE_BATCHES)), [])
+    unwritten: deque[Future] = deque()
+    more = True
+
+    def top_up() -> None:
+        nonlocal more
+        while more and len(unwritten) < 2 * threads + 2:
+            wave = next(waves, None)
+            more = wave is not None
+            if more:
+                bag = batch_bag(wave, cache.tile_size, cache.grid, **options)
+                unwritten.extend(dask.compute(bag.to_delayed()))
+                bar.grow(sum(len(files) for files in wave))
+
+    top_up()
+    while unwritten:
+        future = unwritten.popleft()
+        [batch] = future.result()
+        writer.write(batch)
+        bar.update(len(batch.tiles) + len(batch.failures) + batch.ignored)
+        future.release()
+        top_up()
+    bar.close()

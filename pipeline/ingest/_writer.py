@@ -1,0 +1,181 @@
+"""The client's side of index: apply what workers hand back to the tile cache, one batch at a time.
+
+Each file ends as exactly one live record: a tile, an alias (its bytes are a tile's under
+another path) or a failure. Retired records are dropped before new ones are appended, so
+a writer killed in between leaves the path with no record, and the next run indexes it
+again: never two live records.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from ..cache import FileRecord, TileCache
+from ..features import TileFeatures
+from ._scan import FileEntry, ScanProblem
+
+__all__ = ["IndexedBatch", "CacheWriter", "WriteCounts", "POLICY_REASONS"]
+
+POLICY_REASONS = frozenset({"too-small", "too-large"})
+
+
+class IndexedBatch(NamedTuple):
+    """What a worker hands back for one batch of files: numpy arrays and plain lists."""
+
+    tiles: list[FileEntry]
+    thumbnails: np.ndarray  # (n, s, s, 3) uint8
+    features: TileFeatures | None
+    content_hashes: np.ndarray  # (n, 2) uint64: xxh3-128 of each file's bytes
+    failures: list[tuple[FileEntry, str, str]]  # (file, reason, detail)
+    ignored: int  # files that are not images at all (no image extension, no image signature)
+
+
+@dataclass
+class WriteCounts:
+    """What the writer did to the cache."""
+
+    added: int = 0
+    replaced: int = 0
+    aliases: int = 0
+    failures: Counter = field(default_factory=Counter)
+    ignored: int = 0
+
+
+def _own_tile(record: FileRecord | None) -> int:
+    """The tile row indexed from this very path (an alias shows another path's tile)."""
+    return record.tile_row if record is not None and record.kind != "alias" else -1
+
+
+class CacheWriter:
+    """Applies batches to an open, writable cache, keeping its path and content indexes in memory.
+
+    Parameters
+    ----------
+    cache : TileCache
+        Opened ``"r+"`` (or just created) by this process, the only writer.
+    """
+
+    def __init__(self, cache: TileCache):
+        self.cache = cache
+        self.known: dict[str, FileRecord] = cache.known_files()
+        hashes = cache.content_hashes()
+        self._row_of_hash: dict[bytes, int] = {}
+        for row in range(len(hashes) - 1, -1, -1):  # the first row of equal contents wins
+            self._row_of_hash[hashes[row].tobytes()] = row
+        self.counts = WriteCounts()
+        self._aliases_of_row: dict[int, list[str]] | None = None
+        # Skips that depend on --min-size or --max-pixels are looked at again by every run,
+        # so that changing the policy takes effect on unchanged files.
+        self._policy_skips = {path for path, reason, _ in cache.failures() if reason in POLICY_REASONS}
+
+    def is_current(self, entry: FileEntry) -> bool:
+        """Whether the cache already holds this file at this size and mtime."""
+        record = self.known.get(entry.path)
+        if record is None or entry.path in self._policy_skips:
+            return False
+        return (record.size, record.mtime_ns) == (entry.size, entry.mtime_ns)
+
+    def record_problems(self, problems: list[ScanProblem]) -> None:
+        """Record what the scan could not read (folders, vanished entries) as failures."""
+        fresh = [p for p in problems if p.path not in self.known]
+        entries = [FileEntry(p.path, -1, 0) for p in fresh]
+        self._append_failures([(e, p.reason, p.detail, -1) for e, p in zip(entries, fresh)])
+
+    def write(self, batch: IndexedBatch) -> None:
+        """Write one batch; a file delivered twice (a task run again) is written once."""
+        appends, replaces, aliases, drops = [], [], [], []
+        next_row = len(self.cache)
+        for i, entry in enumerate(batch.tiles):
+            if self.is_current(entry):
+                continue  # already written in this run
+            self._policy_skips.discard(entry.path)
+            previous = self.known.get(entry.path)
+            digest = batch.content_hashes[i].tobytes()
+            own_row = _own_tile(previous)
+            if previous is not None and previous.kind != "tile":
+                drops.append(previous)
+            same_bytes = self._row_of_hash.get(digest, -1)
+            if own_row >= 0:  # the path has a tile: the new content takes its row
+                replaces.append(i)
+                drops += self._forget_content_of(own_row)
+                self.known[entry.path] = FileRecord(entry.size, entry.mtime_ns, "tile", own_row, own_row)
+                self._row_of_hash.setdefault(digest, own_row)
+            elif same_bytes >= 0:
+                aliases.append((entry, same_bytes))
+            else:
+                appends.append(i)
+                self.known[entry.path] = FileRecord(entry.size, entry.mtime_ns, "tile", next_row, next_row)
+                self._row_of_hash[digest] = next_row
+                next_row += 1
+        failures = []
+        for entry, reason, detail in batch.failures:
+            if self.is_current(entry):
+                continue
+            self._policy_skips.discard(entry.path)
+            previous = self.known.get(entry.path)
+            if previous is not None and previous.kind != "tile":
+                drops.append(previous)
+            failures.append((entry, reason, detail, _own_tile(previous)))
+        self._commit_batch(batch, appends, replaces, aliases, failures, drops)
+        self.counts.ignored += batch.ignored
+
+    def _forget_content_of(self, row: int) -> list[FileRecord]:
+        """Before a tile row takes new content: unmap its old bytes, and retire the aliases
+        of those bytes (their files are unchanged, so the next run indexes them anew)."""
+        old = self.cache.content_hash(row)
+        if self._row_of_hash.get(old) == row:
+            del self._row_of_hash[old]
+        if self._aliases_of_row is None:  # built on the first change of a tile: most runs never need it
+            self._aliases_of_row = {}
+            for path, record in self.known.items():
+                if record.kind == "alias":
+                    self._aliases_of_row.setdefault(record.tile_row, []).append(path)
+        stale = [self.known.pop(path) for path in self._aliases_of_row.pop(row, [])
+                 if path in self.known and self.known[path].kind == "alias" and self.known[path].tile_row == row]
+        return stale
+
+    def _commit_batch(self, batch, appends, replaces, aliases, failures, drops) -> None:
+        cache = self.cache
+        # Drops first: a writer killed after them leaves the paths unrecorded, to be redone.
+        for kind in ("alias", "failure"):
+            cache.drop_records(kind, [r.index for r in drops if r.kind == kind])
+        for rows, replace in ((appends, False), (replaces, True)):
+            if not rows:
+                continue
+            entries = [batch.tiles[i] for i in rows]
+            columns = ([e.size for e in entries], [e.mtime_ns for e in entries], batch.thumbnails[rows],
+                       TileFeatures(*(f[rows] for f in batch.features)), batch.content_hashes[rows])
+            if replace:
+                cache.replace_tiles([self.known[e.path].tile_row for e in entries], *columns)
+            else:
+                cache.append_tiles([e.path for e in entries], *columns)
+        self.counts.added += len(appends)
+        self.counts.replaced += len(replaces)
+        self._append_aliases(aliases)
+        self._append_failures(failures)
+
+    def _append_aliases(self, aliases: list[tuple[FileEntry, int]]) -> None:
+        if not aliases:
+            return
+        start = self.cache.record_count("aliases")
+        self.cache.append_aliases([e.path for e, _ in aliases], [e.size for e, _ in aliases],
+                                  [e.mtime_ns for e, _ in aliases], [row for _, row in aliases])
+        for k, (entry, row) in enumerate(aliases):
+            self.known[entry.path] = FileRecord(entry.size, entry.mtime_ns, "alias", start + k, row)
+            if self._aliases_of_row is not None:
+                self._aliases_of_row.setdefault(row, []).append(entry.path)
+        self.counts.aliases += len(aliases)
+
+    def _append_failures(self, failures: list[tuple[FileEntry, str, str, int]]) -> None:
+        """``failures`` holds (file, reason, detail, the path's own tile row or -1)."""
+        if not failures:
+            return
+        start = self.cache.record_count("failures")
+        self.cache.append_failures([f[0].path for f in failures], [f[0].size for f in failures],
+                                   [f[0].mtime_ns for f in failures], [f[1] for f in failures], [f[2] for f in failures])
+        for k, (entry, reason, _, tile_row) in enumerate(failures):
+            self.known[entry.path] = FileRecord(entry.size, entry.mtime_ns, "failure", start + k, tile_row)
+            self.counts.failures[reason] += 1

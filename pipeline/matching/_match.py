@@ -1,0 +1,102 @@
+"""Stage 2, match: choose a library tile for every target cell, honouring the reuse rule."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from distributed import Client
+
+from ..config import or_config
+from ..errors import MosaicError
+from ..progress import Progress
+from ._assign import assign_capacitated
+from ._nearest import _require_tiles, pair_scoring, ranked_candidates
+from ._repeats import spread_repeats
+from ._rule import ReuseRule
+
+__all__ = ["Assignment", "match_cells"]
+
+
+class Assignment(NamedTuple):
+    """The tile chosen for each cell (row-major) and its cost (CIE76 colour distance)."""
+
+    tiles: np.ndarray  # (M,) int64 tile rows in the cache
+    distances: np.ndarray  # (M,) float32
+
+
+def match_cells(
+    cells: np.ndarray,
+    tiles: np.ndarray,
+    *,
+    rule: ReuseRule | None = None,
+    cols: int | None = None,
+    client: Client | None = None,
+    candidates: int = 16,
+    time_budget: float | None = None,
+    progress: bool = False,
+) -> Assignment:
+    """Assign a tile to every cell, honouring the reuse rule.
+
+    Parameters
+    ----------
+    cells : ndarray, shape (M, 3) or (M, 3 * blocks)
+        Features of each target cell, row-major: mean CIELAB colour, or the
+        flattened CIELAB grid for structure-aware scoring.
+    tiles : ndarray, shape (N, same)
+        The same features of each library tile.
+    rule : ReuseRule, optional
+        How often a tile may be used, and how near to itself (default:
+        :meth:`ReuseRule.from_config`, every cell its best tile).
+    cols : int, optional
+        Cells per grid row, for the rule's ``min_repeat_distance``.
+    client : distributed.Client, optional
+        Run the KD-tree queries, and a capped assignment's price-out searches, as Dask tasks.
+    candidates : int
+        Best-scoring tiles kept per cell (for ``min_repeat_distance``'s repairs).
+    time_budget : float, optional
+        Seconds the capped assignment may search: it keeps its best matching rather
+        than start a round that would end later (default ``mosaic.make.time-budget``).
+    progress : bool
+        Report progress on stderr.
+
+    Returns
+    -------
+    Assignment
+        ``distances`` are the pair costs: CIE76 of the mean colours, or with grids
+        the root mean square CIE76 over the blocks.
+
+    Notes
+    -----
+    Without a cap every cell takes its best-scoring tile among its 64 nearest by
+    key (an approximate KD-tree search, see ``SEARCH_EPS``); with mean colours
+    alone, its exact nearest. With a cap (the rule's ``max_uses``) the assignment minimises
+    the total cost by column generation on a sparse graph, stopping when it is
+    proven within 1 % of the optimum, when a round gains under 0.02 %, or before
+    a round that would end past ``time_budget`` (see :mod:`pipeline.matching._assign`).
+    ``min_repeat_distance`` then repairs, in raster order, any cell whose tile
+    already appears too near, with its best-scoring tile that does not.
+    """
+    n_cells, n_tiles = len(cells), len(tiles)
+    rule = ReuseRule.from_config() if rule is None else rule
+    _require_tiles(n_tiles)
+    rule.check_fits(n_cells, n_tiles)
+    if rule.min_repeat_distance and not cols:
+        raise MosaicError("`min_repeat_distance` needs the grid's `cols`")
+    max_uses, min_repeat_distance = rule.max_uses, rule.min_repeat_distance
+    cell_keys, tile_keys, cost = pair_scoring(cells, tiles)
+    bar = Progress("match", n_cells, "cells", enabled=progress)
+    if cells.shape[1] == 3:  # the key is the whole cost: an exact search needs no candidates beyond k
+        k = 1 if not min_repeat_distance else candidates
+        ranked_costs, ranked_tiles = ranked_candidates(cell_keys, tile_keys, cost, k, client, bar, search=k, eps=0.0)
+    else:
+        ranked_costs, ranked_tiles = ranked_candidates(cell_keys, tile_keys, cost, candidates, client, bar)
+    bar.close()
+    chosen, costs = ranked_tiles[:, 0], ranked_costs[:, 0]
+    if max_uses is not None and np.bincount(chosen, minlength=n_tiles).max() > max_uses:
+        result = assign_capacitated(cell_keys, tile_keys, max_uses, cost, neighbours=2 * candidates, gap=0.01,
+                                    time_budget=or_config(time_budget, "make.time-budget"), client=client)
+        chosen, costs = result.tiles, result.costs
+    if min_repeat_distance:
+        chosen, costs = spread_repeats(chosen, costs, ranked_tiles, cols, min_repeat_distance, max_uses, cost,
+                                       cell_keys, tile_keys)
+    return Assignment(chosen.astype(np.int64), costs.astype(np.float32))

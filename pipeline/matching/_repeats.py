@@ -1,0 +1,73 @@
+"""The minimum distance between repeats: the same tile never within D cells of itself."""
+from __future__ import annotations
+
+import numpy as np
+from pykdtree.kdtree import KDTree
+
+from ._scoring import PairCost
+
+__all__ = ["spread_repeats"]
+
+
+def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarray, cols: int, distance: int,
+                   max_uses: int | None, cost: PairCost, cell_keys: np.ndarray, tile_keys: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Re-choose, in raster order, every cell whose tile already appears within ``distance`` cells.
+
+    Parameters
+    ----------
+    chosen, costs : ndarray, shape (M,)
+        The assignment to repair (row-major cells) and its pair costs.
+    ranked_tiles : ndarray, shape (M, k)
+        Each cell's candidate tiles, best first: the first that is not too near and
+        has uses left replaces a conflicting tile.
+    cols : int
+        Cells per grid row.
+    distance : int
+        Two uses of one tile must be more than this far apart (Chebyshev distance).
+    max_uses : int, optional
+        Uses allowed per tile.
+    cost : callable
+        Pair cost, for cells that need candidates beyond ``ranked_tiles``.
+    cell_keys, tile_keys : ndarray
+        KD-tree keys, for those deeper searches.
+
+    Returns
+    -------
+    chosen, costs : ndarray
+        Every pair of equal tiles is more than ``distance`` cells apart and no tile
+        is used more than ``max_uses`` times.
+    """
+    n_cells, n_tiles = len(chosen), len(tile_keys)
+    rows = -(-n_cells // cols)
+    placed = np.full((rows, cols), -1, np.int64)
+    uses = np.zeros(n_tiles, np.int64)
+    allowed_uses = max_uses if max_uses is not None else n_cells
+    chosen, costs = chosen.copy(), costs.astype(np.float64).copy()
+    tree = None
+    for cell in range(n_cells):
+        r, c = divmod(cell, cols)
+        near = placed[max(0, r - distance):r + 1, max(0, c - distance):c + distance + 1]
+        tile = chosen[cell]
+        if uses[tile] < allowed_uses and not (near == tile).any():
+            placed[r, c] = tile
+            uses[tile] += 1
+            continue
+        options = ranked_tiles[cell]
+        k = len(options)
+        while True:
+            allowed = options[(uses[options] < allowed_uses) & ~np.isin(options, near)]
+            if allowed.size:
+                break
+            # Every candidate is too near or used up: look further out, four times as deep each time.
+            if tree is None:
+                tree = KDTree(tile_keys)
+            k = min(4 * k, n_tiles)
+            _, found = tree.query(cell_keys[cell:cell + 1], k=k)
+            found = found.reshape(-1).astype(np.int64)
+            options = found[np.argsort(cost(np.full(k, cell), found), kind="stable")]
+        best = allowed[0]
+        chosen[cell], costs[cell] = best, cost(np.array([cell]), np.array([best]))[0]
+        placed[r, c] = best
+        uses[best] += 1
+    return chosen, costs

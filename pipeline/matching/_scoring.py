@@ -1,0 +1,86 @@
+"""Pair costs between target cells and library tiles, and the KD-tree keys that bound them from below.
+
+Structure-aware scoring compares the 3x3 CIELAB grids of a cell and a tile, so a
+tile's light and dark parts fall where the cell's do: the cost is the root mean
+square CIE76 difference of corresponding blocks (27 numbers a pair, about 40 ns).
+KD-trees cannot index 27 dimensions well, so candidates are found on 9-number keys
+(:func:`grid_keys`): the grid's projection to 8 axes (the mean colour, then the
+grid's five main ways of varying), plus the length of what the projection leaves
+out. Their distance is never above the cost. A search on the keys therefore never
+misses a tile that the cost would rank first, once it is deep enough;
+:mod:`pipeline.matching._assign` relies on that bound to prove optimality.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["PairCost", "euclidean_cost", "grid_cost", "grid_basis", "grid_keys"]
+
+PairCost = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def euclidean_cost(cell_keys: np.ndarray, tile_keys: np.ndarray) -> PairCost:
+    """Pair cost = Euclidean distance of the keys themselves."""
+    def cost(cells: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+        diff = cell_keys[cells].astype(np.float64) - tile_keys[tiles]
+        return np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return cost
+
+
+def grid_cost(cell_grid: np.ndarray, tile_grid: np.ndarray, chunk: int = 1 << 18) -> PairCost:
+    """Pair cost = root mean square CIE76 difference of corresponding grid blocks.
+
+    ``cell_grid`` and ``tile_grid`` are (n, blocks * 3). This is never below the
+    distance of the pair's :func:`grid_keys`, which the KD-trees index.
+    """
+    blocks = cell_grid.shape[1] // 3
+
+    def cost(cells: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+        out = np.empty(len(cells), np.float64)
+        for lo in range(0, len(cells), chunk):
+            diff = cell_grid[cells[lo:lo + chunk]] - tile_grid[tiles[lo:lo + chunk]]
+            out[lo:lo + chunk] = np.sqrt(np.einsum("ij,ij->i", diff, diff, dtype=np.float64) / blocks)
+        return out
+    return cost
+
+
+def grid_basis(grid: np.ndarray, dims: int = 8, sample: int = 50_000) -> np.ndarray:
+    """An orthonormal (blocks * 3, dims) basis for :func:`grid_keys`.
+
+    The first three axes are the mean colour of the blocks; the others are the main
+    axes of how blocks differ from their mean (PCA of a sample of ``grid``: light
+    above dark, left to right, ...).
+    """
+    blocks = grid.shape[1] // 3
+    mean_axes = np.zeros((grid.shape[1], 3))
+    for channel in range(3):
+        mean_axes[channel::3, channel] = 1 / np.sqrt(blocks)
+    rows = grid[np.random.default_rng(0).choice(len(grid), min(sample, len(grid)), replace=False)].astype(np.float64)
+    residual = rows - (rows @ mean_axes) @ mean_axes.T
+    residual -= residual.mean(axis=0)
+    _, _, components = np.linalg.svd(residual, full_matrices=False)
+    return np.hstack([mean_axes, components[:max(0, dims - 3)].T])
+
+
+def grid_keys(grid: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """(n, blocks * 3) grid features -> (n, dims + 1) KD-tree keys.
+
+    The first ``dims`` coordinates are the grid's projection on ``basis`` (the
+    first three the mean colour), the last the length of the rest (the residual).
+    Key distance never exceeds :func:`grid_cost`: the cost is the length of the
+    difference, whose projection and residual are orthogonal, and two residuals'
+    lengths differ by no more than the length of their difference. That last
+    coordinate doubles the cells whose best tile is proven among their 16 nearest
+    keys (0.31 to 0.67 on tests/benchmarks/bench_assign.py's 100,000 x 1,000,000).
+    """
+    blocks = grid.shape[1] // 3
+    out = np.empty((len(grid), basis.shape[1] + 1), np.float32)
+    for lo in range(0, len(grid), 1 << 20):
+        part = grid[lo:lo + (1 << 20)].astype(np.float64) / np.sqrt(blocks)
+        projected = part @ basis
+        out[lo:lo + (1 << 20), :-1] = projected
+        residual = np.einsum("ij,ij->i", part, part) - np.einsum("ij,ij->i", projected, projected)
+        out[lo:lo + (1 << 20), -1] = np.sqrt(np.maximum(residual, 0))
+    return out

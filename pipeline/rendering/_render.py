@@ -1,0 +1,180 @@
+"""Stage 3, assemble (Dask): render the mosaic in horizontal bands on the workers, stream them into the output.
+
+Each band is one task (:func:`pipeline.rendering.render_band`): it reads the
+thumbnails its cells use, resizes them to ``tile_px`` (or re-reads the original
+photos), blends them toward their cells' colours and returns the band encoded in
+the output's format, plus a small preview. The client keeps a bounded number of
+bands in flight and hands them, in order, to the format's writer: memory stays
+bounded whatever the output size.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+from distributed import Client, Future
+
+from ..cache import TileCache
+from ..cluster import stage_client
+from ..config import or_config
+from ..errors import MosaicError
+from ..files import check_not_precious
+from ..formats import format_for, write_bands
+from ..progress import Progress
+from ..record import AssignmentRecord, read_assignment
+from ._bands import BandPixels, release_worker_state, render_band
+
+__all__ = ["RenderResult", "render_assignment", "render_mosaic"]
+
+IN_FLIGHT_BYTES = 256 << 20  # bands computed or being computed ahead of the writer
+
+
+def _in_order(futures: Iterator[Future], window: int) -> Iterator[BandPixels]:
+    """Results of ``futures`` in order, keeping at most ``window`` submitted ahead; cancels the rest on exit."""
+    pending: deque[Future] = deque()
+    try:
+        for future in futures:
+            pending.append(future)
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+@dataclass
+class RenderResult:
+    """What :func:`render_assignment` wrote."""
+
+    output: str
+    width: int
+    height: int
+    preview: np.ndarray  # small (H, W, 3) image of the mosaic, for reports
+    fallbacks: int  # original photos that could not be re-read (their thumbnail was used)
+    seconds: float
+
+
+def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, out: str | os.PathLike, client: Client, *,
+                      tile_px: int, blend: float = 0.0, from_originals: bool = False, preview_width: int = 1024,
+                      progress: bool = False, band_bytes: int | None = None) -> RenderResult:
+    """Render a matched grid to ``out`` in bands on ``client``'s cluster, with bounded memory.
+
+    Parameters
+    ----------
+    record : AssignmentRecord
+        The matched grid (tiles by cache row, cell colours).
+    cache_path : path
+        The tile cache the record's rows refer to.
+    out : path
+        Its extension names the format: see :func:`pipeline.formats.format_for`.
+    client : distributed.Client
+    tile_px : int
+        Side of each tile in the output.
+    blend : float
+        0..1: pull each tile toward its cell's colour (alpha overlay).
+    from_originals : bool
+        Re-read the original photos for the tiles (sharp when ``tile_px`` is
+        larger than the cached thumbnails); a photo that cannot be read is
+        replaced by its thumbnail and counted in ``fallbacks``.
+    preview_width : int
+        Width of the returned preview (at most one pixel per cell less).
+    progress : bool
+        Report progress on stderr.
+    band_bytes : int, optional
+        About how many pixel bytes one band task renders (default: the format's own).
+
+    Returns
+    -------
+    RenderResult
+    """
+    start = time.perf_counter()
+    cache_path, out = os.path.abspath(os.fspath(cache_path)), os.fspath(out)
+    if tile_px < 1:
+        raise MosaicError("`tile_px` must be at least 1")
+    if not 0.0 <= blend <= 1.0:
+        raise MosaicError(f"`blend` must be between 0 and 1, got {blend}")
+    rows, cols = record.rows, record.cols
+    width, height = cols * tile_px, rows * tile_px
+    output_format = format_for(out)
+    output_format.check_size(width, height)
+    _check_cache_matches(record, cache_path)
+    stat = os.stat(cache_path)
+    stamp = (stat.st_size, stat.st_mtime_ns)
+    threads = max(1, sum(client.nthreads().values()))
+    bands = output_format.plan_bands(rows, cols, tile_px, threads, band_bytes)
+    window = max(2, min(2 * threads, IN_FLIGHT_BYTES // max(1, (bands[0][1] - bands[0][0]) * tile_px * width * 3)))
+    preview_px = max(1, min(tile_px, preview_width // cols))
+
+    def submit() -> Iterator[Future]:
+        for first, end, place in bands:
+            tiles = record.tiles[first:end]
+            paths = {r: record.tile_paths[r] for r in np.unique(tiles).tolist()} if from_originals else None
+            yield client.submit(render_band, cache_path, stamp, tiles, record.cell_rgb[first:end],
+                                tile_px, blend, preview_px, output_format, place, paths, pure=False)
+
+    bar = Progress("assemble", rows, "rows of cells", enabled=progress)
+    previews, unreadable = [], set()
+
+    def encoded() -> Iterator[Any]:
+        for band in _in_order(submit(), window):
+            previews.append(band.preview)
+            unreadable.update(band.unreadable)
+            bar.update(len(band.preview) // preview_px)
+            yield band.pixels
+
+    try:
+        write_bands(out, width, height, encoded())
+    finally:
+        client.run(release_worker_state)
+    bar.close()
+    return RenderResult(out, width, height, np.concatenate(previews), len(unreadable), time.perf_counter() - start)
+
+
+def _check_cache_matches(record: AssignmentRecord, cache_path: str) -> None:
+    with TileCache.open(cache_path) as cache:
+        n_tiles = len(cache)
+        used = sorted(record.tile_paths)
+        if used and (used[0] < 0 or used[-1] >= n_tiles):
+            raise MosaicError(f"the assignment uses tile row {used[-1]}, but {cache_path} holds {n_tiles} tiles: "
+                              "is it the cache the mosaic was made from?")
+        paths = cache.paths()
+    for row in used:
+        if paths[row] != record.tile_paths[row]:
+            raise MosaicError(f"{cache_path} has changed since the assignment was made (tile {row} was "
+                              f"{record.tile_paths[row]}, is now {paths[row]}); run `mosaic make` again")
+    missing = set(np.unique(record.tiles).tolist()) - set(record.tile_paths)
+    if missing:
+        raise MosaicError(f"the assignment record lacks the path of tile {min(missing)}")
+
+
+def render_mosaic(assignment: str | os.PathLike, cache_path: str | os.PathLike, out: str | os.PathLike, *,
+                  tile_px: int | None = None, blend: float = 0.0, from_originals: bool = False, progress: bool = True,
+                  client: Client | None = None) -> RenderResult:
+    """Render a mosaic again from its assignment record, without matching: ``mosaic render``.
+
+    Parameters
+    ----------
+    assignment : path
+        ``<stem>.assignment.npz`` or ``.csv``, written by :func:`pipeline.make_mosaic`.
+    cache_path : path
+        The tile cache the mosaic was made from.
+    out : path
+        The new image; see :func:`render_assignment` for the formats and other options.
+    tile_px : int, optional
+        Side of each tile in the output (default ``mosaic.make.tile-px``).
+    client : distributed.Client, optional
+        Run on this client's cluster (default: dask's current client, else a
+        LocalCluster of threads in this process; see :func:`pipeline.cluster.stage_client`).
+    """
+    record = read_assignment(assignment)
+    out = os.fspath(out)
+    check_not_precious(out, os.fspath(assignment), os.fspath(cache_path), record.target)
+    with stage_client(client, assembly=True, announce=progress) as dask:
+        return render_assignment(record, cache_path, out, dask, tile_px=or_config(tile_px, "make.tile-px"), blend=blend,
+                                 from_originals=from_originals, progress=progress)

@@ -1,0 +1,110 @@
+"""A target picture cut into square cells, each described as the tiles are (features of its pixels)."""
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+
+from .errors import MosaicError
+from .features import TileFeatures, compute_features
+from .photo import PhotoError, load_rgb
+
+__all__ = ["CELL_SAMPLE_PX", "TargetCells", "cell_patches", "describe_target", "grid_shape"]
+
+# Each target cell is sampled at this many pixels a side to compute its features.
+CELL_SAMPLE_PX = 16
+
+
+def grid_shape(width: int, height: int, cols: int, rows: int | None = None) -> tuple[int, int]:
+    """``(rows, cols)`` of the cell grid; rows follow the target's aspect ratio unless given."""
+    if cols < 1 or (rows is not None and rows < 1):
+        raise MosaicError("`cols` and `rows` must be at least 1")
+    return (rows if rows is not None else max(1, round(cols * height / width)), cols)
+
+
+def _grid_crop(width: int, height: int, rows: int, cols: int) -> tuple[float, float, float]:
+    """Left, top and cell side (in target pixels) of the centred crop that fits the grid's aspect ratio."""
+    side = min(width / cols, height / rows)
+    # max(0, ...): width - cols * (width / cols) can round to a tiny negative, which Pillow refuses as a box.
+    return max(0.0, (width - cols * side) / 2), max(0.0, (height - rows * side) / 2), side
+
+
+def cell_patches(target: np.ndarray, rows: int, cols: int, cell_px: int = CELL_SAMPLE_PX,
+                 row_range: tuple[int, int] | None = None) -> np.ndarray:
+    """Cut a target image into square cells.
+
+    The target is centre-cropped to the grid's aspect ratio (losing less than a
+    cell) and resampled so that every cell is ``cell_px`` square.
+
+    Parameters
+    ----------
+    target : ndarray of uint8, shape (H, W, 3)
+    rows, cols : int
+        The cell grid.
+    cell_px : int
+        Side of each returned patch.
+    row_range : (int, int), optional
+        Only the cells of grid rows ``first <= r < last`` (default: all).
+
+    Returns
+    -------
+    ndarray of uint8, shape (n_rows * cols, cell_px, cell_px, 3), row-major.
+    """
+    first, last = row_range or (0, rows)
+    height, width = target.shape[:2]
+    left, top, side = _grid_crop(width, height, rows, cols)
+    box = (left, top + first * side, left + cols * side, top + last * side)
+    band = last - first
+    image = Image.fromarray(target).resize((cols * cell_px, band * cell_px), Image.Resampling.LANCZOS, box=box)
+    pixels = np.asarray(image).reshape(band, cell_px, cols, cell_px, 3)
+    return pixels.transpose(0, 2, 1, 3, 4).reshape(band * cols, cell_px, cell_px, 3)
+
+
+class TargetCells(NamedTuple):
+    """A target photo cut into cells: its pixels, the grid and each cell's features."""
+
+    pixels: np.ndarray  # (H, W, 3) uint8, upright
+    rows: int
+    cols: int
+    features: TileFeatures  # of the rows * cols cells, row-major
+    mean_rgb: np.ndarray  # (rows * cols, 3) uint8: each cell's mean sRGB colour
+
+
+# Cells are described a band of grid rows at a time, so a million-cell grid never
+# needs all its sampled patches at once.
+_PATCH_BAND_BYTES = 32 << 20
+
+
+def describe_target(target: str | os.PathLike, cols: int, rows: int | None = None, grid: int = 3) -> TargetCells:
+    """Read a target photo and compute the features of its cells, as the tiles' are computed.
+
+    Parameters
+    ----------
+    target : path
+        The picture.
+    cols, rows : int
+        Cells across and down; rows default to the target's aspect ratio.
+    grid : int
+        The feature grid per side (the cache's).
+
+    Raises
+    ------
+    MosaicError
+        If the target cannot be read as a photo.
+    """
+    try:
+        # JPEG may decode reduced, but never below what the cells sample.
+        pixels = load_rgb(os.fspath(target), min_side=max(cols, rows or 0) * CELL_SAMPLE_PX)
+    except PhotoError as exc:
+        raise MosaicError(f"cannot read target {os.fspath(target)}: {exc}") from None
+    n_rows, n_cols = grid_shape(pixels.shape[1], pixels.shape[0], cols, rows)
+    band = max(1, _PATCH_BAND_BYTES // (n_cols * CELL_SAMPLE_PX * CELL_SAMPLE_PX * 3))
+    parts, means = [], []
+    for first in range(0, n_rows, band):
+        patches = cell_patches(pixels, n_rows, n_cols, row_range=(first, min(first + band, n_rows)))
+        parts.append(compute_features(patches, grid))
+        means.append(np.round(patches.mean(axis=(1, 2))).astype(np.uint8))
+    features = TileFeatures(*(np.concatenate(columns) for columns in zip(*parts)))
+    return TargetCells(pixels, n_rows, n_cols, features, np.concatenate(means))

@@ -1,0 +1,113 @@
+"""The capped assignment against scipy's exact solver, and every reuse rule's guarantee."""
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from pipeline import MosaicError, ReuseRule, match_cells
+from pipeline.matching import assign_capacitated, grid_basis, grid_cost, grid_keys
+from pipeline.matching._assign import _claim
+from support.features import clustered_grids, dense_cost
+
+
+@pytest.mark.parametrize("n_cells, n_tiles", [(300, 300), (300, 700), (500, 2000)])
+def test_unique_matches_linear_sum_assignment(n_cells, n_tiles):
+    cells, tiles = clustered_grids(n_cells, 1, 4), clustered_grids(n_tiles, 2, 7)
+    matrix = dense_cost(cells, tiles)
+    rows, cols = linear_sum_assignment(matrix)
+    optimum = matrix[rows, cols].sum()
+    basis = grid_basis(tiles)
+    result = assign_capacitated(grid_keys(cells, basis), grid_keys(tiles, basis), 1, grid_cost(cells, tiles))
+    assert len(np.unique(result.tiles)) == n_cells
+    total = matrix[np.arange(n_cells), result.tiles].sum()
+    np.testing.assert_allclose(result.costs.sum(), total, rtol=1e-5)
+    assert total <= optimum * 1.001
+    assert result.lower_bound <= optimum + 1e-6  # the bound is a true lower bound
+
+
+def test_capacity_matches_linear_sum_assignment_on_repeated_tiles():
+    cells, tiles = clustered_grids(400, 3, 3), clustered_grids(150, 4, 8)
+    matrix = dense_cost(cells, np.repeat(tiles, 3, axis=0))  # every tile three times: max uses 3
+    rows, cols = linear_sum_assignment(matrix)
+    basis = grid_basis(tiles)
+    result = assign_capacitated(grid_keys(cells, basis), grid_keys(tiles, basis), 3, grid_cost(cells, tiles))
+    assert np.bincount(result.tiles).max() <= 3
+    assert result.costs.sum() <= matrix[rows, cols].sum() * 1.001
+
+
+@pytest.mark.parametrize("rule", [ReuseRule.unique(), ReuseRule(2), ReuseRule(5)])
+def test_no_tile_over_its_cap(rule):
+    cells, tiles = clustered_grids(1200, 5), clustered_grids(1300, 6)
+    assignment = match_cells(cells, tiles, rule=rule)
+    assert np.bincount(assignment.tiles).max() <= rule.max_uses
+    nearest = match_cells(cells, tiles)
+    assert assignment.distances.mean() >= nearest.distances.mean() - 1e-4  # a cap can only cost
+
+
+def test_unique_uses_every_tile_when_there_are_as_many_as_cells():
+    cells, tiles = clustered_grids(800, 7), clustered_grids(800, 8)
+    assert sorted(match_cells(cells, tiles, rule=ReuseRule.unique()).tiles) == list(range(800))
+
+
+@pytest.mark.parametrize("distance, max_uses", [(1, None), (3, None), (2, 4)])
+def test_no_repeat_within_min_distance(distance, max_uses):
+    cols = 30
+    cells, tiles = clustered_grids(30 * 20, 9, 2), clustered_grids(200, 10, 3)
+    tiles_of = match_cells(cells, tiles, rule=ReuseRule(max_uses, distance), cols=cols).tiles
+    grid = tiles_of.reshape(-1, cols)
+    for r, c in np.ndindex(grid.shape):
+        window = grid[max(0, r - distance):r + distance + 1, max(0, c - distance):c + distance + 1]
+        assert (window == grid[r, c]).sum() == 1, (r, c)
+    if max_uses:
+        assert np.bincount(tiles_of).max() <= max_uses
+    nearest = match_cells(cells, tiles).tiles.reshape(-1, cols)
+    assert (nearest[:, 1:] == nearest[:, :-1]).any()  # the rule is not vacuous here: nearest alone repeats
+
+
+def test_structure_scoring_puts_light_where_the_cell_is_light():
+    light_top = np.array([[90, 0, 0]] * 3 + [[50, 0, 0]] * 3 + [[10, 0, 0]] * 3, np.float32).ravel()
+    tiles = np.stack([light_top, light_top.reshape(3, 3, 3)[::-1].ravel()])  # same mean colour, flipped
+    cell = light_top[None] + 1
+    assert match_cells(cell, tiles).tiles[0] == 0
+
+
+def test_unique_with_too_few_tiles_suggests_the_smallest_max_uses():
+    with pytest.raises(MosaicError, match=r"`unique` .* 100 cells .* 30; use `max_uses` 4 \(the smallest"):
+        match_cells(clustered_grids(100, 1), clustered_grids(30, 2), rule=ReuseRule.unique())
+
+
+def test_claim_gives_each_row_its_first_candidate_with_uses_left_in_priority_order():
+    rng = np.random.default_rng(9)
+    candidates = rng.integers(0, 40, (500, 6))
+    uses = rng.integers(0, 2, 40)
+    before = uses.copy()
+    chosen = _claim(candidates, rng.permutation(500), uses, max_uses=3)
+    taken = chosen[chosen >= 0]
+    np.testing.assert_array_equal(uses, before + np.bincount(taken, minlength=40))
+    assert uses.max() <= 3
+    for row in np.flatnonzero(chosen < 0):  # left out only when every candidate filled up
+        assert (uses[candidates[row]] == 3).all()
+    for row in np.flatnonzero(chosen >= 0):  # and never passing over a candidate with uses left
+        first = list(candidates[row]).index(chosen[row])
+        assert (uses[candidates[row, :first]] == 3).all()
+
+
+def test_a_time_budget_keeps_the_first_rounds_feasible_matching():
+    cells, tiles = clustered_grids(2000, 10), clustered_grids(2500, 11)
+    basis = grid_basis(tiles)
+    keys = grid_keys(cells, basis), grid_keys(tiles, basis)
+    hurried = assign_capacitated(*keys, 1, grid_cost(cells, tiles), time_budget=1e-9)
+    patient = assign_capacitated(*keys, 1, grid_cost(cells, tiles))
+    assert hurried.rounds == 1 < patient.rounds
+    assert len(np.unique(hurried.tiles)) == 2000
+    assert patient.costs.sum() <= hurried.costs.sum()
+
+
+def test_price_out_as_dask_tasks_finds_the_same_assignment(client):
+    cells, tiles = clustered_grids(1500, 14), clustered_grids(2000, 15)
+    basis = grid_basis(tiles)
+    keys = grid_keys(cells, basis), grid_keys(tiles, basis)
+    local = assign_capacitated(*keys, 1, grid_cost(cells, tiles))
+    distributed = assign_capacitated(*keys, 1, grid_cost(cells, tiles), client=client)
+    assert distributed.rounds == local.rounds > 1  # the price-out ran, on the workers
+    np.testing.assert_array_equal(distributed.tiles, local.tiles)
+    assert distributed.lower_bound == pytest.approx(local.lower_bound)
