@@ -10,7 +10,7 @@ from .cluster import cluster_settings
 from .config import config_get
 from .demo import run_demo
 from .errors import MosaicError, message_with_names
-from .formats import output_extensions
+from .formats import registered_formats
 from .info import describe_cache
 from .ingest import index_library
 from .make import make_mosaic
@@ -53,8 +53,8 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress or dashboard link on stderr")
 
 
-_OUT_HELP = (f"{', '.join(output_extensions())}: JPEG, PNG, tiled pyramidal BigTIFF, or a Deep Zoom pyramid plus a "
-             "zoomable <stem>.html page; written under a temporary name and renamed when complete")
+_OUT_HELP = ("; ".join(f"{' '.join(f.extensions)}: {f.description}" for f in registered_formats())
+             + "; written under a temporary name and renamed when complete")
 
 # How the command line names the library's parameters in error messages.
 _FLAGS = {name: "--" + name.replace("_", "-") for name in (

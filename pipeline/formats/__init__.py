@@ -10,7 +10,7 @@ a worker encodes a band, and how the client files encoded bands
 """
 from ._protocol import BandPlace, BandSource, BandWriter, Format
 from ._pyramid import halve
-from ._registry import format_for, output_extensions, register_format
+from ._registry import format_for, output_extensions, register_format, registered_formats
 from ._write import ArraySource, check_output, write_bands, write_image
 from .deepzoom import DEEP_ZOOM
 from .jpeg import JPEG
@@ -22,4 +22,4 @@ for _builtin in (JPEG, PNG, TIFF, DEEP_ZOOM):
 del _builtin
 
 __all__ = ["ArraySource", "BandPlace", "BandSource", "BandWriter", "Format", "check_output", "format_for", "halve",
-           "output_extensions", "register_format", "write_bands", "write_image"]
+           "output_extensions", "register_format", "registered_formats", "write_bands", "write_image"]

@@ -6,7 +6,7 @@ import os
 from ..errors import MosaicError
 from ._protocol import Format
 
-__all__ = ["format_for", "output_extensions", "register_format"]
+__all__ = ["format_for", "output_extensions", "register_format", "registered_formats"]
 
 _BY_EXTENSION: dict[str, Format] = {}
 
@@ -23,6 +23,11 @@ def register_format(output_format: Format) -> Format:
 def output_extensions() -> list[str]:
     """Every extension a registered format writes, sorted."""
     return sorted(_BY_EXTENSION)
+
+
+def registered_formats() -> list[Format]:
+    """Every registered format, once each, in the order registered."""
+    return list({id(f): f for f in _BY_EXTENSION.values()}.values())
 
 
 def format_for(path: str | os.PathLike) -> Format:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import uuid
 from typing import Iterable, Iterator, Sequence
 
 import dask.bag as db
+from dask.core import quote
 
 from ..config import config_get, or_config
 from ._batch import index_batch
@@ -46,16 +48,38 @@ def _index_partition(partition: list[list[FileEntry]], tile_size: int, grid: int
     return [index_batch(files, tile_size, grid, min_size=min_size, max_pixels=max_pixels) for files in partition]
 
 
+def _records_partition(partition: list[list[FileEntry]], tile_size: int, grid: int, min_size: int,
+                       max_pixels: int) -> list[dict]:
+    return [record for batch in _index_partition(partition, tile_size, grid, min_size, max_pixels)
+            for record in photo_records(batch)]
+
+
+def _bag_of_batches(batches: Sequence[list[FileEntry]], make_partition, prefix: str, tile_size: int, grid: int,
+                    min_size: int | None, max_pixels: int | None) -> db.Bag:
+    """A bag whose every partition is one task: ``make_partition`` of one batch, the batch in the task itself.
+
+    Built as one layer, not from_sequence then map_partitions: dask no longer fuses a
+    bag's layers, and two would be two tasks a batch, the batch sent from one to the other.
+    Each call gets fresh keys, so a bag computed again never meets the last one's
+    results while they are being released.
+    """
+    options = (or_config(min_size, "index.min-size"), or_config(max_pixels, "index.max-pixels"))
+    name = f"{prefix}-{uuid.uuid4().hex}"
+    # quote: the batch is data, not tasks, so dask need not walk its thousands of entries (0.5 s a wave).
+    graph = {(name, i): (make_partition, quote([files]), tile_size, grid, *options) for i, files in enumerate(batches)}
+    if not graph:  # a bag has at least one partition
+        graph = {(name, 0): []}
+    return db.Bag(graph, name, len(graph))
+
+
 def batch_bag(batches: Sequence[list[FileEntry]], tile_size: int, grid: int, *, min_size: int | None = None,
               max_pixels: int | None = None) -> db.Bag:
-    """A bag with a partition per batch of files; each partition is ``[IndexedBatch]``.
+    """A bag with a partition (a task) per batch of files; each partition is ``[IndexedBatch]``.
 
     The options default to the ``mosaic.index`` settings, resolved here, so
-    workers with other settings make the same tiles.
+    workers with other settings make the same tiles. Its tasks are named ``index-batch``.
     """
-    options = {"min_size": or_config(min_size, "index.min-size"), "max_pixels": or_config(max_pixels, "index.max-pixels")}
-    return db.from_sequence(batches, partition_size=1).map_partitions(
-        _index_partition, tile_size, grid, token="index-batch", **options)
+    return _bag_of_batches(batches, _index_partition, "index-batch", tile_size, grid, min_size, max_pixels)
 
 
 def photo_records(batch: IndexedBatch) -> list[dict]:
@@ -76,10 +100,6 @@ def photo_records(batch: IndexedBatch) -> list[dict]:
         records.append({"path": entry.path, "size": entry.size, "mtime_ns": entry.mtime_ns, "failure": reason,
                         "detail": detail, **empty})
     return records
-
-
-def _partition_records(partition: list[IndexedBatch]) -> list[dict]:
-    return [record for batch in partition for record in photo_records(batch)]
 
 
 def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: int | None = None,
@@ -110,7 +130,8 @@ def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: 
     Returns
     -------
     dask.bag.Bag
-        Records of tiles and failures (files that are not images have none).
+        Records of tiles and failures (files that are not images have none); its
+        tasks are named ``photo-records``.
 
     Examples
     --------
@@ -120,6 +141,5 @@ def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: 
     """
     files = scan_library(library)
     batches = list(batches_of(files, batch_size or config_get("index.batch-size"), threads or os.cpu_count() or 1))
-    bag = batch_bag(batches, or_config(tile_size, "index.tile-size"), or_config(grid, "index.grid"),
-                    min_size=min_size, max_pixels=max_pixels)
-    return bag.map_partitions(_partition_records, token="photo-records")
+    return _bag_of_batches(batches, _records_partition, "photo-records", or_config(tile_size, "index.tile-size"),
+                           or_config(grid, "index.grid"), min_size, max_pixels)

@@ -28,11 +28,12 @@ from ._bag import batch_bag, batches_of
 from ._scan import FileEntry, scan_library
 from ._writer import CacheWriter
 
-__all__ = ["IndexSummary", "WAVE_BATCHES", "index_library"]
+__all__ = ["IndexSummary", "WAVE_BATCHES", "WAVE_BYTES", "index_library"]
 
-# Batches (tasks) in one submitted bag: 32k files at 256 a batch, whose results, if the
-# writer fell behind, would wait on the workers as ~100 MB of 64 px thumbnails.
+# One submitted bag holds at most this many batches (tasks), and at most about WAVE_BYTES of
+# thumbnails: results wait on the workers until the writer takes them, in scan order.
 WAVE_BATCHES = 128
+WAVE_BYTES = 256 << 20
 
 
 @dataclass
@@ -173,6 +174,20 @@ def index_library(
     return summary
 
 
+def _waves(batches: Iterator[list[FileEntry]], bytes_per_file: int, fewest: int) -> Iterator[list[list[FileEntry]]]:
+    """Batches grouped into waves of up to WAVE_BATCHES, within WAVE_BYTES of thumbnails unless that is under ``fewest``."""
+    wave: list[list[FileEntry]] = []
+    held = 0
+    for batch in batches:
+        wave.append(batch)
+        held += len(batch) * bytes_per_file
+        if len(wave) == WAVE_BATCHES or (held >= WAVE_BYTES and len(wave) >= fewest):
+            yield wave
+            wave, held = [], 0
+    if wave:
+        yield wave
+
+
 def _run_waves(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCache, writer: CacheWriter,
                options: dict, threads: int, progress: bool) -> None:
     """Submit the batches as bags of up to WAVE_BATCHES tasks; write each batch, in scan order, once it is done.
@@ -182,7 +197,7 @@ def _run_waves(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCach
     yet written are down to a few per thread, so no worker waits on the client.
     """
     bar = Progress("index", 0, "files", enabled=progress)
-    waves = iter(lambda: list(itertools.islice(batches, WAVE_BATCHES)), [])
+    waves = _waves(batches, 3 * cache.tile_size**2, 2 * threads + 2)
     unwritten: deque[Future] = deque()
     more = True
 
