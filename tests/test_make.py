@@ -1,0 +1,21 @@
+"""make_mosaic's defaults: arguments left out take the configured values, not numbers of its own."""
+import json
+
+import dask.config
+
+from pipeline import ReuseRule, index_library, make_mosaic
+
+
+def test_arguments_left_out_take_the_configured_defaults(small_library, tmp_path, demo_target, client):
+    cache = tmp_path / "tiles.h5"
+    index_library(small_library, cache, tile_size=16, client=client, progress=False)
+    settings = {"mosaic.make.cols": 12, "mosaic.make.tile-px": 8, "mosaic.make.max-uses": 2}
+    with dask.config.set(settings):
+        summary = make_mosaic(demo_target, cache, tmp_path / "m.png", report=False, client=client, progress=False)
+    assert (summary.cols, summary.tile_px) == (12, 8) and summary.most_uses <= 2
+    assert json.load(open(summary.quality))["rule"] == {"max_uses": 2, "min_repeat_distance": 0}
+    nearest = make_mosaic(demo_target, cache, tmp_path / "n.png", cols=12, report=False, client=client, progress=False)
+    assert nearest.most_uses > 2 and nearest.tile_px == 32  # the package's defaults: the cap above was the setting's
+    given = make_mosaic(demo_target, cache, tmp_path / "u.png", cols=10, rule=ReuseRule.unique(), report=False,
+                        client=client, progress=False)
+    assert given.cols == 10 and given.most_uses == 1
