@@ -4,9 +4,26 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from .cache import TileCache
+from .cache import CacheError, TileCache
 
-__all__ = ["describe_cache"]
+__all__ = ["check_cache_file", "describe_cache"]
+
+
+def check_cache_file(cache_path: str | os.PathLike, sample: int = 256) -> tuple[bool, str]:
+    """Verify a tile cache: ``(sound, one-line verdict)``; see :meth:`pipeline.TileCache.check`."""
+    path = os.fspath(cache_path)
+    try:
+        with TileCache.open(path) as cache:
+            problems, tiles = cache.check(sample), len(cache)
+            counts = (f"{len(cache):,} tiles, {int(cache.live_rows('aliases').sum()):,} aliases, "
+                      f"{int(cache.live_rows('failures').sum()):,} failures")
+    except CacheError as exc:
+        return False, f"{path}: not sound: {exc}"
+    except Exception as exc:  # damage deep inside the file surfaces as any of HDF5's error types
+        return False, f"{path}: not sound: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    if problems:
+        return False, f"{path}: not sound: " + "; ".join(problems)
+    return True, f"{path}: sound ({counts}; {min(sample, tiles)} thumbnails checked against their features)"
 
 
 def describe_cache(cache_path: str | os.PathLike, list_failures: bool = False) -> str:

@@ -6,6 +6,9 @@ import os
 import h5py
 import numpy as np
 
+from ..files import partial_sibling
+from . import _schema
+from ._schema import TEXT_COLUMNS
 from ._tile_cache import FileRecord, TileCache
 
 __all__ = ["prune_cache"]
@@ -74,30 +77,39 @@ def _compact(cache: TileCache, keep: np.ndarray) -> None:
     source = cache._file
     path = source.filename
     new_row = np.cumsum(keep) - 1
-    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.prune.partial")
-    try:
-        with h5py.File(temporary, "w", fs_strategy="none") as target:
+    with partial_sibling(path) as temporary:
+        with h5py.File(temporary, "w-", fs_strategy="none") as target:
+            _schema.create_layout(target, cache.tile_size, cache.grid)
             target.attrs.update(dict(source.attrs))
-            _copy_rows(source["tiles"], target.create_group("tiles"), keep)
-            aliases = source["aliases"]
+            _copy_rows(source["tiles"], target["tiles"], keep)
             live_alias = cache.live_rows("aliases")
-            tile = aliases["tile"][: len(live_alias)]
+            tile = cache.column("aliases", "tile")
             live_alias[live_alias] = keep[tile[live_alias]]
-            _copy_rows(aliases, target.create_group("aliases"), live_alias, remap={"tile": new_row})
-            _copy_rows(source["failures"], target.create_group("failures"), cache.live_rows("failures"))
+            _copy_rows(source["aliases"], target["aliases"], live_alias, remap={"tile": new_row})
+            _copy_rows(source["failures"], target["failures"], cache.live_rows("failures"))
         source.close()
         os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
     cache._file = h5py.File(path, "r+")
 
 
 def _copy_rows(source: h5py.Group, target: h5py.Group, keep: np.ndarray, remap: dict | None = None) -> None:
+    """Copy the committed rows in ``keep`` of one group into the same, empty group of a new file."""
     n_keep = int(keep.sum())
+    texts = {}
+    for column in TEXT_COLUMNS[source.name.strip("/")]:
+        values = _schema.read_text(source, column)
+        texts[column] = [value for value, kept in zip(values, keep) if kept]
+    text_end = 0
+    for column, values in texts.items():
+        span = _schema.write_text(target, values, text_end)
+        text_end = int(span[-1, 1]) if len(span) else text_end
+        target[f"{column}_span"].resize(n_keep, axis=0)
+        target[f"{column}_span"][:] = span
     for name, dataset in source.items():
-        out = target.create_dataset_like(name, dataset, shape=(n_keep, *dataset.shape[1:]))
+        if name == "text" or name.endswith("_span"):
+            continue
+        out = target[name]
+        out.resize(n_keep, axis=0)
         written = 0
         for start in range(0, len(keep), _BLOCK_ROWS):
             mask = keep[start : start + _BLOCK_ROWS]
@@ -108,3 +120,5 @@ def _copy_rows(source: h5py.Group, target: h5py.Group, keep: np.ndarray, remap: 
                 values = remap[name][values]
             out[written : written + len(values)] = values
             written += len(values)
+    target.file.flush()
+    _schema.set_committed(target, n_keep, text_end)

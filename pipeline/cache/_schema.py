@@ -5,9 +5,18 @@ photos), ``aliases`` (files whose bytes are a tile's under another path) and
 ``failures`` (files that could not be made into tiles). The rules every reader
 and writer follows:
 
-- **Committed rows.** ``path`` is written last on every append, so the length of
-  ``path`` is a group's committed row count; a writer killed mid-append leaves
-  longer data columns, which the next writer trims (:func:`discard_uncommitted`).
+- **No global heap.** HDF5 keeps variable-length strings in a global heap whose
+  collections are flushed independently of the datasets that point into them; a
+  writer killed between the two left committed rows pointing at heap objects that
+  were never written ("bad heap pointer"). Text (paths, reasons, details) is
+  therefore stored as bytes in one ``text`` column of uint8 per group, and each text
+  column as ``(start, end)`` offsets into it (``<name>_span``); the file's own
+  attributes are fixed-length strings. Every value lives in a dataset's chunks.
+- **Committed rows.** A group's ``committed`` attribute, ``[rows, text bytes]``, is
+  updated only after the data it covers is flushed, then flushed itself: one small
+  in-place write, so a killed writer leaves the old or the new count, never a count
+  that covers unwritten data. Columns may be longer (a killed append); readers
+  ignore the excess and the next writer trims it (:func:`discard_uncommitted`).
 - **Retired rows.** Aliases and failures are retired in place rather than
   deleted: a retired alias points at tile -1, a retired failure has an empty
   reason (:data:`RETIRED`, :func:`live_rows`).
@@ -15,26 +24,29 @@ and writer follows:
   strategy, so a killed writer cannot have written over space the file on disk
   still points to; and thumbnails are not compressed, so an append rewrites
   committed bytes only with themselves.
+- **Atomic creation.** A new cache is built under a hidden temporary name in the
+  same folder and linked to its final name only when its skeleton is complete.
 """
 from __future__ import annotations
 
 import json
 import os
-from typing import Iterable
+from typing import Sequence
 
 import h5py
 import numpy as np
 
 from ..features import DOMINANT_BINS_PER_CHANNEL
 
-__all__ = ["SCHEMA_VERSION", "GROUPS", "RETIRED", "FEATURE_DEFINITIONS", "committed_rows", "create_layout",
-           "decode_paths", "discard_uncommitted", "encode_paths", "live_rows"]
+__all__ = ["SCHEMA_VERSION", "GROUPS", "RETIRED", "TEXT_COLUMNS", "FEATURE_DEFINITIONS", "committed", "committed_rows",
+           "create_layout", "discard_uncommitted", "live_rows", "read_attr_json", "read_text", "set_committed",
+           "write_attr_json", "write_text"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 GROUPS = ("tiles", "aliases", "failures")
+TEXT_COLUMNS = {"tiles": ("path",), "aliases": ("path",), "failures": ("path", "reason", "detail")}
 # The column and value that retire a row of each group that can be retired.
 RETIRED = {"aliases": ("tile", -1), "failures": ("reason", "")}
-_TEXT = h5py.string_dtype("utf-8")
 FEATURE_DEFINITIONS = {
     "colour_space": "CIELAB, D65 white, from sRGB (IEC 61966-2-1); distance = CIE76 delta E",
     "mean_lab": "mean L*a*b* of all pixels of the square thumbnail",
@@ -44,49 +56,87 @@ FEATURE_DEFINITIONS = {
     ),
     "grid_lab": "mean L*a*b* of each block of a grid x grid split, row-major from the top left",
 }
+_TEXT_CHUNK = 1 << 16
 
 
-def encode_paths(paths: Iterable[str]) -> list[bytes]:
-    """File names as stored: fsencode keeps undecodable names (surrogate escapes) round-trippable."""
-    return [os.fsencode(p) for p in paths]
+def write_attr_json(node: h5py.HLObject, name: str, value) -> None:
+    """Store JSON as a fixed-length byte string (in the object header, not the global heap)."""
+    node.attrs[name] = np.bytes_(json.dumps(value).encode())
 
 
-def decode_paths(raw: np.ndarray) -> list[str]:
-    """Stored file names back as ``str``."""
-    return [os.fsdecode(p) for p in raw]
+def read_attr_json(node: h5py.HLObject, name: str):
+    raw = node.attrs[name]
+    return json.loads(raw.decode() if isinstance(raw, bytes) else bytes(raw).decode())
 
 
 def create_layout(file: h5py.File, tile_size: int, grid: int) -> None:
     """Write the attributes and the empty, appendable datasets of a new cache."""
-    file.attrs.update(schema_version=SCHEMA_VERSION, tile_size=tile_size, grid=grid,
-                      feature_definitions=json.dumps(FEATURE_DEFINITIONS), roots=json.dumps([]))
-    tiles = file.create_group("tiles")
-    s = tile_size
+    file.attrs.update(schema_version=SCHEMA_VERSION, tile_size=tile_size, grid=grid)
+    write_attr_json(file, "feature_definitions", FEATURE_DEFINITIONS)
+    write_attr_json(file, "roots", [])
+    groups = {name: file.create_group(name) for name in GROUPS}
+    tiles, s = groups["tiles"], tile_size
     tiles.create_dataset("content_hash", shape=(0, 2), maxshape=(None, 2), dtype=np.uint64, chunks=(4096, 2))
     tiles.create_dataset("thumbnails", shape=(0, s, s, 3), maxshape=(None, s, s, 3), dtype=np.uint8,
                          chunks=(max(1, 2**18 // (s * s * 3)), s, s, 3))
     for name, shape in (("mean_lab", (3,)), ("dominant_lab", (3,)), ("grid_lab", (grid, grid, 3))):
         tiles.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=np.float32, chunks=(4096, *shape))
-    _create_file_columns(tiles)
-    aliases = file.create_group("aliases")
-    _create_file_columns(aliases)
-    aliases.create_dataset("tile", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
-    failures = file.create_group("failures")
-    _create_file_columns(failures)
-    failures.create_dataset("reason", shape=(0,), maxshape=(None,), dtype=_TEXT, chunks=(1024,))
-    failures.create_dataset("detail", shape=(0,), maxshape=(None,), dtype=_TEXT, chunks=(1024,))
+    groups["aliases"].create_dataset("tile", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+    for name, group in groups.items():
+        for column in ("size", "mtime_ns"):
+            group.create_dataset(column, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+        group.create_dataset("text", shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(_TEXT_CHUNK,))
+        for column in TEXT_COLUMNS[name]:
+            group.create_dataset(f"{column}_span", shape=(0, 2), maxshape=(None, 2), dtype=np.int64, chunks=(4096, 2))
+        set_committed(group, 0, 0)
 
 
-def _create_file_columns(group: h5py.Group) -> None:
-    group.create_dataset("size", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
-    group.create_dataset("mtime_ns", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
-    # Written last on every append: the length of "path" is the committed row count.
-    group.create_dataset("path", shape=(0,), maxshape=(None,), dtype=_TEXT, chunks=(1024,))
+def committed(group: h5py.Group) -> tuple[int, int]:
+    """``(rows, text bytes)`` of a group that are committed."""
+    rows, text = group.attrs["committed"]
+    return int(rows), int(text)
 
 
 def committed_rows(group: h5py.Group) -> int:
-    """How many rows of a group are committed: the length of its ``path`` column."""
-    return group["path"].shape[0]
+    """How many rows of a group are committed."""
+    return committed(group)[0]
+
+
+def set_committed(group: h5py.Group, rows: int, text_bytes: int) -> None:
+    """Commit rows and text; the caller flushes what they cover before, and this after."""
+    group.attrs["committed"] = np.array([rows, text_bytes], np.int64)
+
+
+def write_text(group: h5py.Group, values: Sequence[str], start: int) -> np.ndarray:
+    """Write ``values`` to the group's text column from byte ``start`` on; their (n, 2) spans.
+
+    ``start`` is the committed end or past it, so committed text is never written over.
+    Text is stored as ``os.fsencode`` bytes, so undecodable file names (surrogate
+    escapes) come back unchanged.
+    """
+    encoded = [os.fsencode(v) for v in values]
+    ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
+    spans = np.empty((len(encoded), 2), np.int64)
+    spans[:, 1] = start + ends
+    spans[:, 0] = spans[:, 1] - [len(e) for e in encoded]
+    total = int(ends[-1]) if len(encoded) else 0
+    text = group["text"]
+    text.resize(start + total, axis=0)
+    if total:
+        text[start:] = np.frombuffer(b"".join(encoded), np.uint8)
+    return spans
+
+
+def read_text(group: h5py.Group, column: str, rows: slice | None = None) -> list[str]:
+    """The committed values of a text column (``rows``: a slice of committed rows)."""
+    spans = group[f"{column}_span"][: committed_rows(group)]
+    if rows is not None:
+        spans = spans[rows]
+    if not len(spans):
+        return []
+    lo, hi = int(spans[:, 0].min()), int(spans[:, 1].max())
+    blob = group["text"][lo:hi].tobytes() if hi > lo else b""
+    return [os.fsdecode(blob[a - lo : b - lo]) for a, b in spans.tolist()]
 
 
 def live_rows(group_name: str, group: h5py.Group) -> np.ndarray:
@@ -95,15 +145,18 @@ def live_rows(group_name: str, group: h5py.Group) -> np.ndarray:
     if group_name not in RETIRED:
         return np.ones(n, bool)
     column, retired = RETIRED[group_name]
-    values = group[column].asstr()[:n] if isinstance(retired, str) else group[column][:n]
-    return np.asarray(values, dtype=object if isinstance(retired, str) else None) != retired
+    if column in TEXT_COLUMNS[group_name]:  # retired text is empty: a zero-length span
+        spans = group[f"{column}_span"][:n]
+        return spans[:, 1] > spans[:, 0]
+    return group[column][:n] != retired
 
 
 def discard_uncommitted(file: h5py.File) -> None:
-    """Trim columns a killed writer extended past the committed ``path`` length."""
+    """Trim columns a killed writer extended past the committed rows and text."""
     for group_name in GROUPS:
         group = file[group_name]
-        n = committed_rows(group)
-        for dataset in group.values():
-            if dataset.shape[0] > n:
-                dataset.resize(n, axis=0)
+        rows, text_bytes = committed(group)
+        for name, dataset in group.items():
+            keep = text_bytes if name == "text" else rows
+            if dataset.shape[0] > keep:
+                dataset.resize(keep, axis=0)

@@ -5,10 +5,11 @@ schema is documented in the README ("Tile cache schema").
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -16,9 +17,22 @@ import numpy as np
 from ..errors import MosaicError
 from ..features import TileFeatures
 from . import _schema
-from ._schema import SCHEMA_VERSION, decode_paths, encode_paths
+from ._check import check_cache
+from ._diagnose import damaged, layout_problem, why_unopenable
+from ._schema import SCHEMA_VERSION
+from ._space import NoSpace, reserve
+from ..files import partial_sibling
 
 __all__ = ["SCHEMA_VERSION", "CacheError", "TileCache", "FileRecord"]
+
+# Room for the B-tree nodes and object headers a write adds (all at the end of the file,
+# which never reuses freed space): a batch of 256 tiles adds a few kilobytes.
+_METADATA_MARGIN = 1 << 20
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 class CacheError(MosaicError):
     """A cache that cannot be used as asked; the message is meant for the user."""
@@ -56,43 +70,61 @@ class TileCache:
 
     def __init__(self, file: h5py.File):
         self._file = file
-        version = file.attrs.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise CacheError(f"{file.filename}: schema version {version}, this mosaic reads version {SCHEMA_VERSION}; index the library into a new cache file")
-        self._discard_uncommitted_rows()
+        if file.mode == "r+":
+            _schema.discard_uncommitted(file)
 
     # -- opening ---------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike, tile_size: int, grid: int) -> "TileCache":
-        """Create a new, empty cache file (refusing to overwrite one)."""
+        """Create a new, empty cache file (refusing to overwrite one).
+
+        The skeleton is written under a hidden temporary name in the same folder and
+        linked to ``path`` only when complete, so a kill leaves no cache or a whole one.
+        """
+        path = os.fspath(path)
+        if os.path.lexists(path):
+            raise CacheError(f"cannot create cache {path}: a file of that name exists")
         try:
-            # Freed file space is never reused: a writer killed mid-batch cannot have
-            # written new data over space that the file on disk still points to.
-            file = h5py.File(path, "w-", fs_strategy="none")
-        except (FileExistsError, OSError) as exc:
-            raise CacheError(f"cannot create cache {os.fspath(path)}: {exc}") from None
-        _schema.create_layout(file, tile_size, grid)
-        return cls(file)
+            with partial_sibling(path) as temporary:
+                # Freed file space is never reused: a writer killed mid-batch cannot have
+                # written new data over space that the file on disk still points to.
+                with h5py.File(temporary, "w-", fs_strategy="none") as file:
+                    _schema.create_layout(file, tile_size, grid)
+                os.link(temporary, path)  # unlike rename, never replaces a cache made meanwhile
+        except FileExistsError:
+            raise CacheError(f"cannot create cache {path}: a file of that name exists") from None
+        except OSError as exc:
+            raise CacheError(f"cannot create cache {path}: {(exc.strerror or str(exc)).lower()}") from None
+        return cls.open(path, "r+")
 
     @classmethod
     def open(cls, path: str | os.PathLike, mode: str = "r", chunk_cache_bytes: int = 1 << 20) -> "TileCache":
         """Open an existing cache, read-only (``"r"``) or for appending (``"r+"``).
 
         ``chunk_cache_bytes`` sizes HDF5's cache of decompressed chunks for each
-        dataset; a reader that comes back to the same thumbnails wants it large.
+        dataset; a reader that comes back to the same thumbnails wants it large. A
+        file that is not a usable cache raises :class:`CacheError` saying what is
+        wrong with it and what to do.
         """
+        path = os.fspath(path)
         if not os.path.exists(path):
-            raise CacheError(f"no tile cache at {os.fspath(path)}")
+            raise CacheError(f"no tile cache at {path}")
         try:
             file = h5py.File(path, mode, rdcc_nbytes=chunk_cache_bytes, rdcc_nslots=10007)
         except OSError as exc:
-            if "lock" in str(exc).lower():
-                raise CacheError(f"{os.fspath(path)} is open for writing by another process (is a `mosaic index` running?)") from None
-            raise CacheError(f"{os.fspath(path)} is not a readable tile cache: {exc}") from None
-        if "schema_version" not in file.attrs:
+            raise CacheError(why_unopenable(path, exc)) from None
+        try:
+            problem = layout_problem(file)
+            if problem:
+                raise CacheError(problem)
+            cache = cls(file)
+        except CacheError:
             file.close()
-            raise CacheError(f"{os.fspath(path)} is an HDF5 file but not a mosaic tile cache")
-        return cls(file)
+            raise
+        except Exception as exc:  # HDF5 reports damage inside a file as errors of many types
+            file.close()
+            raise CacheError(damaged(path, f"{type(exc).__name__}: {exc}")) from None
+        return cache
 
     def close(self) -> None:
         self._file.close()
@@ -114,17 +146,19 @@ class TileCache:
 
     @property
     def roots(self) -> list[str]:
-        return json.loads(self._file.attrs["roots"])
+        return _schema.read_attr_json(self._file, "roots")
 
     @property
     def feature_definitions(self) -> dict[str, str]:
-        return json.loads(self._file.attrs["feature_definitions"])
+        return _schema.read_attr_json(self._file, "feature_definitions")
 
     def add_root(self, root: str) -> None:
         """Remember a library folder that was indexed into this cache."""
         roots = self.roots
         if root not in roots:
-            self._file.attrs["roots"] = json.dumps(roots + [root])
+            with self._writing(4 * len(json.dumps(roots + [root]))):
+                _schema.write_attr_json(self._file, "roots", roots + [root])
+                self._file.flush()
 
     @property
     def schema_version(self) -> int:
@@ -145,7 +179,7 @@ class TileCache:
     # -- reading -----------------------------------------------------------------
     def paths(self) -> list[str]:
         """Source path of every tile, in row order."""
-        return decode_paths(self._file["tiles/path"][:])
+        return _schema.read_text(self._file["tiles"], "path")
 
     def features(self) -> TileFeatures:
         """All tiles' features, in row order."""
@@ -187,6 +221,15 @@ class TileCache:
         """xxh3-128 of one tile's file bytes, as 16 bytes."""
         return self._file["tiles/content_hash"][row].tobytes()
 
+    def text(self, group_name: str, column: str) -> list[str]:
+        """The committed values of a text column (``path`` of any group; ``reason``, ``detail`` of failures)."""
+        return _schema.read_text(self._file[group_name], column)
+
+    def column(self, group_name: str, name: str) -> np.ndarray:
+        """The committed rows of a numeric column, e.g. ``("aliases", "tile")``."""
+        group = self._file[group_name]
+        return group[name][: _schema.committed_rows(group)]
+
     def live_rows(self, group_name: str) -> np.ndarray:
         """Which committed rows of ``tiles``, ``aliases`` or ``failures`` are not retired (bool)."""
         return _schema.live_rows(group_name, self._file[group_name])
@@ -194,15 +237,15 @@ class TileCache:
     def failures(self) -> list[tuple[str, str, str]]:
         """``(path, reason, detail)`` of every file that currently fails."""
         group = self._file["failures"]
-        n, live = _schema.committed_rows(group), self.live_rows("failures")
-        rows = zip(decode_paths(group["path"][:n]), group["reason"].asstr()[:n], group["detail"].asstr()[:n])
+        live = self.live_rows("failures")
+        rows = zip(*(_schema.read_text(group, column) for column in ("path", "reason", "detail")))
         return [row for row, alive in zip(rows, live) if alive]
 
     def aliases(self) -> list[tuple[str, int]]:
         """``(path, tile row)`` of every path whose bytes equal those of a tile indexed under another path."""
         group = self._file["aliases"]
         n, live = _schema.committed_rows(group), self.live_rows("aliases")
-        rows = zip(decode_paths(group["path"][:n]), group["tile"][:n].tolist())
+        rows = zip(_schema.read_text(group, "path"), group["tile"][:n].tolist())
         return [row for row, alive in zip(rows, live) if alive]
 
     def known_files(self) -> dict[str, FileRecord]:
@@ -220,7 +263,7 @@ class TileCache:
             sizes, mtimes = group["size"][:n], group["mtime_ns"][:n]
             live = self.live_rows(group_name)
             shown = group["tile"][:n] if kind == "alias" else None
-            for i, path in enumerate(decode_paths(group["path"][:n])):
+            for i, path in enumerate(_schema.read_text(group, "path")):
                 if not live[i]:
                     continue
                 if kind == "tile":
@@ -233,45 +276,76 @@ class TileCache:
         return known
 
     # -- writing -----------------------------------------------------------------
-    def _append_rows(self, group_name: str, paths: Sequence[str], columns: dict) -> None:
-        """Append rows; they become visible only once the whole batch is written (``path`` last)."""
-        n_new = len(paths)
+    @contextlib.contextmanager
+    def _writing(self, nbytes: int) -> Iterator[None]:
+        """Reserve the disk space a write of about ``nbytes`` can take, then turn its failures into one line."""
+        committed = f"{len(self):,} tiles are committed"
+        try:
+            reserve(self.path, 2 * nbytes + _METADATA_MARGIN)
+        except NoSpace:
+            raise CacheError(f"{self.path}: no space left on device; {committed}: free space and run the same command") from None
+        try:
+            yield
+        except (OSError, RuntimeError) as exc:  # h5py reports a failed write as either
+            raise CacheError(f"{self.path}: write failed ({_first_line(exc)}); {committed}: "
+                             "fix the disk and run the same command") from None
+
+    def _append_rows(self, group_name: str, columns: dict, texts: dict[str, Sequence[str]]) -> None:
+        """Append rows past the committed ones; they become visible only when committed, after a flush."""
+        n_new = len(texts["path"])
         if n_new == 0:
             return
-        group = self._file[group_name]
-        start = _schema.committed_rows(group)
+        nbytes = sum(np.asarray(v).nbytes for v in columns.values()) + sum(len(t) * 4 + 16 for v in texts.values() for t in v)
+        with self._writing(nbytes):
+            self._write_rows(self._file[group_name], n_new, columns, texts)
+
+    def _write_rows(self, group: h5py.Group, n_new: int, columns: dict, texts: dict[str, Sequence[str]]) -> None:
+        start, text_end = _schema.committed(group)
         for name, values in columns.items():
             group[name].resize(start + n_new, axis=0)
             group[name][start:] = values
-        group["path"].resize(start + n_new, axis=0)
-        group["path"][start:] = encode_paths(paths)
+        for column, values in texts.items():
+            span = _schema.write_text(group, values, text_end)
+            text_end = int(span[-1, 1])
+            group[f"{column}_span"].resize(start + n_new, axis=0)
+            group[f"{column}_span"][start:] = span
+        self._commit(group, start + n_new, text_end)
+
+    def _commit(self, group: h5py.Group, rows: int, text_bytes: int) -> None:
+        self._file.flush()  # the data first, then the count that makes it visible
+        _schema.set_committed(group, rows, text_bytes)
         self._file.flush()
 
     def append_tiles(self, paths: Sequence[str], sizes, mtimes_ns, thumbnails: np.ndarray, features: TileFeatures,
                      content_hashes: np.ndarray) -> None:
         """Append tiles: their files' stat keys, thumbnails, features and (N, 2) uint64 content hashes."""
-        self._append_rows("tiles", paths, {"thumbnails": thumbnails, **features._asdict(), "size": sizes,
-                                           "mtime_ns": mtimes_ns, "content_hash": content_hashes})
+        self._append_rows("tiles", {"thumbnails": thumbnails, **features._asdict(), "size": sizes,
+                                    "mtime_ns": mtimes_ns, "content_hash": content_hashes}, {"path": paths})
 
     def replace_tiles(self, rows: Sequence[int], sizes, mtimes_ns, thumbnails: np.ndarray, features: TileFeatures,
                       content_hashes: np.ndarray) -> None:
-        """Overwrite existing tile rows in place (a file changed since it was indexed)."""
+        """Overwrite existing tile rows in place (a file changed since it was indexed).
+
+        The stat key goes last, after a flush: a writer killed before it leaves the
+        old key, so the next run sees the file as changed and writes the row again.
+        """
         tiles = self._file["tiles"]
-        columns = {"thumbnails": thumbnails, **features._asdict(), "size": sizes, "mtime_ns": mtimes_ns,
-                   "content_hash": content_hashes}
-        for i, row in enumerate(rows):
-            for name, values in columns.items():
-                tiles[name][row] = values[i]
-        self._file.flush()
+        content = {"thumbnails": thumbnails, **features._asdict(), "content_hash": content_hashes}
+        with self._writing(thumbnails.nbytes * 2):
+            for columns in (content, {"size": sizes, "mtime_ns": mtimes_ns}):
+                for i, row in enumerate(rows):
+                    for name, values in columns.items():
+                        tiles[name][row] = values[i]
+                self._file.flush()
 
     def append_aliases(self, paths: Sequence[str], sizes, mtimes_ns, tiles: Sequence[int]) -> None:
         """Record paths whose bytes are those of the tiles at rows ``tiles``."""
-        self._append_rows("aliases", paths, {"size": sizes, "mtime_ns": mtimes_ns, "tile": tiles})
+        self._append_rows("aliases", {"size": sizes, "mtime_ns": mtimes_ns, "tile": tiles}, {"path": paths})
 
     def append_failures(self, paths: Sequence[str], sizes, mtimes_ns, reasons: Sequence[str], details: Sequence[str]) -> None:
         """Record files that could not be made into tiles, with a reason category and detail."""
-        self._append_rows("failures", paths, {"size": sizes, "mtime_ns": mtimes_ns, "reason": list(reasons),
-                                              "detail": list(details)})
+        self._append_rows("failures", {"size": sizes, "mtime_ns": mtimes_ns},
+                          {"path": paths, "reason": reasons, "detail": details})
 
     def drop_records(self, kind: str, indices: Sequence[int]) -> None:
         """Retire alias or failure rows in place (the file changed, became a tile, or is gone).
@@ -282,19 +356,30 @@ class TileCache:
             return
         group_name = {"alias": "aliases", "failure": "failures"}[kind]
         column, retired = _schema.RETIRED[group_name]
-        dataset = self._file[group_name][column]
-        for index in sorted(indices):
-            dataset[index] = retired
-        self._file.flush()
+        if column in _schema.TEXT_COLUMNS[group_name]:
+            dataset, retired = self._file[group_name][f"{column}_span"], np.zeros(2, np.int64)
+        else:
+            dataset = self._file[group_name][column]
+        with self._writing(64 * len(indices)):
+            for index in sorted(indices):
+                dataset[index] = retired
+            self._file.flush()
 
     def hand_over(self, rows: Sequence[int], paths: Sequence[str], sizes: Sequence[int], mtimes_ns: Sequence[int]) -> None:
-        """Give tile ``rows`` another path and stat key (the photo lives on under an alias's path)."""
-        tiles = self._file["tiles"]
-        for row, path, size, mtime_ns in zip(rows, paths, sizes, mtimes_ns):
-            tiles["size"][row], tiles["mtime_ns"][row] = size, mtime_ns
-            tiles["path"][row] = os.fsencode(path)
-        self._file.flush()
+        """Give tile ``rows`` another path and stat key (the photo lives on under an alias's path).
 
-    def _discard_uncommitted_rows(self) -> None:
-        if self._file.mode == "r+":
-            _schema.discard_uncommitted(self._file)
+        The new paths are written and committed as text before any row points at them.
+        """
+        tiles = self._file["tiles"]
+        with self._writing(sum(4 * len(p) + 64 for p in paths)):
+            rows_committed, text_end = _schema.committed(tiles)
+            spans = _schema.write_text(tiles, paths, text_end)
+            self._commit(tiles, rows_committed, int(spans[-1, 1]) if len(spans) else text_end)
+            for row, span, size, mtime_ns in zip(rows, spans, sizes, mtimes_ns):
+                tiles["size"][row], tiles["mtime_ns"][row] = size, mtime_ns
+                tiles["path_span"][row] = span
+            self._file.flush()
+
+    def check(self, sample: int = 256) -> list[str]:
+        """What is wrong with this cache's content (empty when nothing): see :func:`check_cache`."""
+        return check_cache(self._file, sample)
