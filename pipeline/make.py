@@ -14,7 +14,7 @@ from .cache import TileCache
 from .cluster import stage_client
 from .config import or_config
 from .errors import MosaicError
-from .files import check_not_precious
+from .files import check_not_precious, check_writable, replaced_atomically
 from .formats import check_output
 from .coverage import colour_coverage
 from .matching import ReuseRule, match_cells
@@ -68,7 +68,7 @@ def _write_quality(path: str, summary: "MosaicSummary", tiles: np.ndarray, rule:
         "distance": f"root mean square CIE76 over the {summary.grid}x{summary.grid} CIELAB grid blocks of cell and tile",
         "distinct_tiles": summary.distinct_tiles, "most_uses": summary.most_uses,
     }
-    with open(path, "w") as file:
+    with replaced_atomically(path, binary=False) as file:
         json.dump(quality, file, indent=1)
     return path
 
@@ -137,6 +137,11 @@ def make_mosaic(
     if tile_px < 1:
         raise MosaicError("`tile_px` must be at least 1")
     check_not_precious(out, target, cache_path)
+    stem = os.path.splitext(out)[0]
+    # Every file this run writes, checked before any work: a folder that takes no files
+    # should not cost a whole matching first.
+    check_writable(*(stem + suffix for suffix in (".assignment.csv", ".assignment.npz", ".match.json")),
+                   *([stem + ".report.html"] if report else []))
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     with TileCache.open(cache_path) as cache:
@@ -160,12 +165,13 @@ def make_mosaic(
         tiles=assignment.tiles.reshape(n_rows, n_cols), distances=assignment.distances.reshape(n_rows, n_cols),
         cell_rgb=cells.mean_rgb.reshape(n_rows, n_cols, 3), tile_paths={r: tile_paths[r] for r in used.tolist()},
         target=os.path.abspath(target))
-    csv_path, npz_path = write_assignment(record, os.path.splitext(out)[0])
     # Assembly's pixels are needed in this process: a LocalCluster started for it runs threads
     # here. That is a second cluster, so a second performance report.
     with stage_client(client, assembly=True, announce=False, report_suffix=".assemble") as dask:
         rendered = render_assignment(record, cache_path, out, dask, tile_px=tile_px, blend=blend,
                                      from_originals=from_originals, progress=progress)
+    # The record is written only for a mosaic that was: a failed assembly leaves neither.
+    csv_path, npz_path = write_assignment(record, stem)
     seconds["assemble"] = time.perf_counter() - t
     _stage_line(progress, f"make: wrote {out} and its assignment record ({seconds['assemble']:.1f} s)")
     summary = MosaicSummary(

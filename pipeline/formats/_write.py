@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 from typing import Any, Iterable
 
 import numpy as np
 
+from ..files import partial_sibling
 from ._protocol import BandPlace
 from ._pyramid import halve
 from ._registry import format_for
@@ -24,27 +23,29 @@ def write_bands(path: str | os.PathLike, width: int, height: int, bands: Iterabl
     """Write an image of ``width`` x ``height`` from its bands, top to bottom, as its format encoded them.
 
     Everything is written in a hidden folder beside ``path``
-    (``.<name>.<pid>.<hex>.partial``) and published under the final name only
+    (``.<name>.<host>.<pid>.<hex>.partial``) and published under the final name only
     when complete, so an interrupted write never leaves a half file there; the
-    folder is removed whatever happens.
+    folder is removed whatever happens, and those of killed runs by the next write.
     """
     path = os.path.abspath(os.fspath(path))
     output_format = format_for(path)
     output_format.check_size(width, height)
-    folder, name = os.path.split(path)
-    work = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
-    os.mkdir(work)
-    try:
-        writer = output_format.open_writer(work, name, width, height)
+    name = os.path.basename(path)
+    with partial_sibling(path) as work:
         try:
-            for band in bands:
-                writer.add(band)
-            writer.finish()
-            writer.publish(path)
-        finally:
-            writer.close()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            os.mkdir(work)
+            writer = output_format.open_writer(work, name, width, height)
+            try:
+                for band in bands:
+                    writer.add(band)
+                writer.finish()
+                writer.publish(path)
+            finally:
+                writer.close()
+        except OSError as exc:
+            if exc.filename:
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc), path) from None  # writes on a descriptor name no file
 
 
 class ArraySource:

@@ -9,6 +9,7 @@ bounded whatever the output size.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
@@ -122,17 +123,20 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     previews, unreadable = [], set()
 
     def encoded() -> Iterator[Any]:
-        for band in _in_order(submit(), window):
-            previews.append(band.preview)
-            unreadable.update(band.unreadable)
-            bar.update(len(band.preview) // preview_px)
-            yield band.pixels
+        with contextlib.closing(_in_order(submit(), window)) as ordered:
+            for band in ordered:
+                previews.append(band.preview)
+                unreadable.update(band.unreadable)
+                bar.update(len(band.preview) // preview_px)
+                yield band.pixels
 
+    stream = encoded()
     try:
-        write_bands(out, width, height, encoded())
+        write_bands(out, width, height, stream)
     finally:
+        stream.close()  # a failed write cancels the bands in flight now, while the client is up
+        bar.close()
         client.run(release_worker_state)
-    bar.close()
     return RenderResult(out, width, height, np.concatenate(previews), len(unreadable), time.perf_counter() - start)
 
 
