@@ -13,6 +13,7 @@ from ..config import or_config
 from ..features import compute_features
 from ..photo import PHOTO_EXTENSIONS, PhotoError, decode_square_thumbnail, has_image_signature, read_photo
 from ._scan import FileEntry
+from ._stderr import caught_stderr
 from ._writer import IndexedBatch
 
 __all__ = ["index_batch"]
@@ -25,6 +26,13 @@ def _this_process() -> str:
         return f"worker {get_worker().address}"
     except ValueError:  # not inside a Dask worker
         return f"host {socket.gethostname()}"
+
+
+def _summarised(text: str, most: int = 3) -> str:
+    """A decoder's messages as one line: the first few, and how many more (a bad strip repeats one per scan line)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    more = f"; and {len(lines) - most} more" if len(lines) > most else ""
+    return "; ".join(lines[:most]) + more
 
 
 def _looks_like_photo(path: str) -> bool:
@@ -64,25 +72,34 @@ def index_batch(files: Sequence[FileEntry], tile_size: int, grid: int, *, min_si
     """
     min_size = or_config(min_size, "index.min-size")
     max_pixels = or_config(max_pixels, "index.max-pixels")
-    tiles, digests, failures, ignored = [], [], [], 0
+    tiles, digests, failures, ignored, messages = [], [], [], 0, []
     thumbnails = np.empty((len(files), tile_size, tile_size, 3), np.uint8)  # filled in place: no stacking copy
     for entry in files:
         if not _looks_like_photo(entry.path):
             ignored += 1
             continue
-        try:
-            data = read_photo(entry.path)
-            thumbnails[len(tiles)] = decode_square_thumbnail(data, tile_size, max_pixels=max_pixels, min_size=min_size)
-            digests.append(xxhash.xxh3_128_digest(data))
-            tiles.append(entry)
-        except PhotoError as exc:
-            detail = exc.detail
-            if exc.reason in _VISIBILITY_REASONS:  # on a cluster: which machine could not see it
-                detail = f"on {_this_process()}: {detail}"
-            failures.append((entry, exc.reason, detail))
-        except Exception as exc:  # one odd file must never end a run over millions
-            failures.append((entry, "error", f"{type(exc).__name__}: {exc}"))
+        failure = None
+        with caught_stderr() as caught:
+            try:
+                data = read_photo(entry.path)
+                thumbnails[len(tiles)] = decode_square_thumbnail(data, tile_size, max_pixels=max_pixels, min_size=min_size)
+                digests.append(xxhash.xxh3_128_digest(data))
+                tiles.append(entry)
+            except PhotoError as exc:
+                detail = exc.detail
+                if exc.reason in _VISIBILITY_REASONS:  # on a cluster: which machine could not see it
+                    detail = f"on {_this_process()}: {detail}"
+                failure = (entry, exc.reason, detail)
+            except Exception as exc:  # one odd file must never end a run over millions
+                failure = (entry, "error", f"{type(exc).__name__}: {exc}")
+        said = _summarised(caught.text)
+        if failure is not None:
+            if said and not caught.shared:
+                failure = (*failure[:2], f"{failure[2]} (decoder: {said})")
+            failures.append(failure)
+        if said and (failure is None or caught.shared):
+            messages.append(("" if caught.shared else entry.path, said))
     thumbnails = thumbnails[: len(tiles)]
     features = compute_features(thumbnails, grid) if tiles else None
     hashes = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2).astype(np.uint64)
-    return IndexedBatch(tiles, thumbnails, features, hashes, failures, ignored)
+    return IndexedBatch(tiles, thumbnails, features, hashes, failures, ignored, messages)

@@ -51,6 +51,8 @@ class IndexSummary:
     failures: Counter = field(default_factory=Counter)
     tiles_in_cache: int = 0
     seconds: float = 0.0
+    decoder_messages: int = 0  # photos that decoded while their decoder printed warnings
+    decoder_log: str | None = None  # where those warnings went
 
     @property
     def processed(self) -> int:
@@ -65,6 +67,7 @@ class IndexSummary:
             f"{self.unchanged} unchanged, {self.added} added, {self.replaced} re-indexed, "
             f"{self.aliases} duplicates of a tile (aliases), {self.ignored} not images{pruned}, failed: {failed}; "
             f"{self.seconds:.1f} s ({rate:.0f} files/s)"
+            + (f"; decoder warnings for {self.decoder_messages} photos: {self.decoder_log}" if self.decoder_messages else "")
         )
 
 
@@ -161,7 +164,8 @@ def index_library(
             with stage_client(client, announce=progress) as dask:
                 threads = max(1, sum(dask.nthreads().values()))
                 batches = batches_of(itertools.chain([first], todo), or_config(batch_size, "index.batch-size"), threads)
-                _run_waves(dask, batches, cache, writer, options, threads, progress)
+                _run_waves(dask, batches, cache, writer, options, threads, progress,
+                           _DecoderLog(cache_path + ".decoder.log", summary))
         writer.record_problems(problems)
         cache.add_root(library)
         if prune:
@@ -188,8 +192,23 @@ def _waves(batches: Iterator[list[FileEntry]], bytes_per_file: int, fewest: int)
         yield wave
 
 
+class _DecoderLog:
+    """``<cache>.decoder.log``: what C decoders printed about photos that still became tiles."""
+
+    def __init__(self, path: str, summary: IndexSummary) -> None:
+        self.path, self.summary = path, summary
+
+    def add(self, messages: list[tuple[str, str]]) -> None:
+        if not messages:
+            return
+        with open(self.path, "a", encoding="utf-8", errors="surrogateescape") as log:
+            log.writelines(f"{path or '(several photos at once)'}\t{text}\n" for path, text in messages)
+        self.summary.decoder_messages += len(messages)
+        self.summary.decoder_log = self.path
+
+
 def _run_waves(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCache, writer: CacheWriter,
-               options: dict, threads: int, progress: bool) -> None:
+               options: dict, threads: int, progress: bool, decoder_log: _DecoderLog) -> None:
     """Submit the batches as bags of up to WAVE_BATCHES tasks; write each batch, in scan order, once it is done.
 
     Writing in scan order makes a new cache's rows follow the library's order
@@ -211,12 +230,15 @@ def _run_waves(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCach
                 unwritten.extend(dask.compute(bag.to_delayed()))
                 bar.grow(sum(len(files) for files in wave))
 
-    top_up()
-    while unwritten:
-        future = unwritten.popleft()
-        [batch] = future.result()
-        writer.write(batch)
-        bar.update(len(batch.tiles) + len(batch.failures) + batch.ignored)
-        future.release()
+    try:
         top_up()
-    bar.close()
+        while unwritten:
+            future = unwritten.popleft()
+            [batch] = future.result()
+            writer.write(batch)
+            decoder_log.add(batch.messages)
+            bar.update(len(batch.tiles) + len(batch.failures) + batch.ignored)
+            future.release()
+            top_up()
+    finally:  # the last progress line comes before whatever error ends the run
+        bar.close()

@@ -31,6 +31,9 @@ class IndexedBatch(NamedTuple):
     content_hashes: np.ndarray  # (n, 2) uint64: xxh3-128 of each file's bytes
     failures: list[tuple[FileEntry, str, str]]  # (file, reason, detail)
     ignored: int  # files that are not images at all (no image extension, no image signature)
+    # (path, text) of what C decoders printed for photos that still decoded; path "" when
+    # decodes ran side by side in one process and the text cannot be told apart.
+    messages: list[tuple[str, str]] = []
 
 
 @dataclass
