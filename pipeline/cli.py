@@ -11,7 +11,7 @@ from .config import config_get
 from .demo import run_demo
 from .errors import MosaicError, message_with_names
 from .formats import registered_formats
-from .info import describe_cache
+from .info import check_cache_file, describe_cache
 from .ingest import index_library
 from .make import make_mosaic
 from .matching import ReuseRule
@@ -144,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a tile cache")
     info.add_argument("cache", help="HDF5 tile cache")
     info.add_argument("--failures", action="store_true", help="list every file that could not be indexed, with its reason")
+    info.add_argument("--check", action="store_true",
+                      help="verify the cache (columns, paths, aliases, features, a sample of thumbnails): "
+                           "one line, exit 0 if sound, 1 if not")
     return parser
 
 
@@ -164,7 +167,7 @@ def _reuse_rule(args: argparse.Namespace) -> ReuseRule:
     return ReuseRule(default.max_uses if args.max_uses is None else args.max_uses, distance)
 
 
-def _run(args: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace) -> int:
     quiet = {"progress": not args.quiet} if hasattr(args, "quiet") else {}
     if args.command == "demo":
         summary = run_demo(args.out_dir, **quiet)
@@ -186,8 +189,13 @@ def _run(args: argparse.Namespace) -> None:
         chart = args.chart or os.path.splitext(os.path.basename(args.target))[0] + ".coverage.png"
         print(target_coverage(args.target, args.cache, args.cols, args.rows, chart=chart).verdict())
         print(f"chart: {os.path.abspath(chart)}")
+    elif args.command == "info" and args.check:
+        sound, verdict = check_cache_file(args.cache)
+        print(verdict)
+        return 0 if sound else 1
     elif args.command == "info":
         print(describe_cache(args.cache, list_failures=args.failures))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,13 +204,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if hasattr(args, "scheduler"):  # a command that computes: the cluster flags are in force while it runs
             with cluster_settings(**_cluster_flags(args)):
-                _run(args)
-        else:
-            _run(args)
+                return _run(args)
+        return _run(args)
     except MosaicError as exc:
         print(f"mosaic: error: {message_with_names(exc, _FLAGS)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, an I/O error, a folder that vanished: what and where, in one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mosaic: error: {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mosaic: interrupted", file=sys.stderr)
         return 130
-    return 0

@@ -13,6 +13,7 @@ import contextvars
 import logging
 import os
 import sys
+import warnings
 from typing import Iterator
 
 import dask.config
@@ -88,6 +89,7 @@ def open_cluster(*, scheduler: str | None = None, scheduler_file: str | os.PathL
         If a named scheduler cannot be reached.
     """
     scheduler = scheduler or config_get("cluster.scheduler")
+    _check_tls_settings()
     scheduler_file = scheduler_file or config_get("cluster.scheduler-file")
     address = scheduler or (None if scheduler_file else dask.config.get("scheduler-address", None))
     if address or scheduler_file:
@@ -107,16 +109,34 @@ def open_cluster(*, scheduler: str | None = None, scheduler_file: str | os.PathL
     # In process, every format's bands compress themselves, so the writer needs little CPU: one thread per core.
     workers = workers or config_get("cluster.workers") or os.cpu_count() or 1
     threads = threads or config_get("cluster.threads")
-    with dask.config.set({**WORKER_MALLOC, **QUIET_MONITORING}), LocalCluster(
-        n_workers=1 if in_process else workers,
-        threads_per_worker=workers * threads if in_process else threads,
-        processes=not in_process,
-        host=None if in_process else "127.0.0.1",  # a threaded cluster talks in-process (inproc://)
-        dashboard_address=dashboard_address or config_get("cluster.dashboard-address"),
-        silence_logs=logging.ERROR,
-    ) as cluster, Client(cluster) as started:
-        _announce(started, announce)
-        yield started
+    # A busy dashboard port moves the dashboard to a free one, which the announced link
+    # shows; distributed's four-line warning about it would only break the output.
+    with dask.config.set({**WORKER_MALLOC, **QUIET_MONITORING}):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
+            cluster = LocalCluster(
+                n_workers=1 if in_process else workers,
+                threads_per_worker=workers * threads if in_process else threads,
+                processes=not in_process,
+                host=None if in_process else "127.0.0.1",  # a threaded cluster talks in-process (inproc://)
+                dashboard_address=dashboard_address or config_get("cluster.dashboard-address"),
+                silence_logs=logging.ERROR,
+            )
+        with cluster, Client(cluster) as started:
+            _announce(started, announce)
+            yield started
+
+
+def _check_tls_settings() -> None:
+    """A configuration that requires TLS must say where the credentials are (before distributed fails deep inside)."""
+    if not dask.config.get("distributed.comm.require-encryption", False):
+        return
+    files = [dask.config.get(f"distributed.comm.tls.{key}", None) for key in ("ca-file", "client.cert")]
+    missing = [f for f in files if f and not os.path.exists(f)]
+    if None in files or missing:
+        what = f"its credentials are missing ({', '.join(missing)})" if missing else "it names no credentials"
+        raise MosaicError(f"this Dask configuration requires TLS (distributed.comm.require-encryption), but {what}: "
+                          "run cluster-config/make-tls.sh (see the README, \"TLS\")")
 
 
 def _announce(client: Client, announce: bool) -> None:
