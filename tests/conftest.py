@@ -5,6 +5,7 @@ import functools
 import http.server
 import logging
 import shutil
+import subprocess
 import threading
 from importlib.resources import files
 from pathlib import Path
@@ -45,7 +46,7 @@ def small_library(tmp_path: Path, demo_photos: list[Path]) -> Path:
 
 
 @pytest.fixture
-def cluster_config(tmp_path: Path) -> Path:
+def cluster_config(tmp_path: Path, tls_credentials: Path) -> Path:
     """A copy of cluster-config/'s dask files to point DASK_CONFIG at.
 
     Dask plugins write their default files into DASK_CONFIG when imported
@@ -55,7 +56,16 @@ def cluster_config(tmp_path: Path) -> Path:
     copy.mkdir()
     for path in CLUSTER_CONFIG.glob("*.yaml"):
         shutil.copy(path, copy / path.name)
+    shutil.copy(tls_credentials.parent / "tls.yaml", copy / "tls.yaml")  # the folder's dask.yaml requires TLS
     return copy
+
+
+@pytest.fixture(scope="session")
+def tls_credentials(tmp_path_factory) -> Path:
+    """TLS credentials made by cluster-config/make-tls.sh, as a user makes them (tls.yaml beside them)."""
+    folder = tmp_path_factory.mktemp("tls") / "tls"
+    subprocess.run(["bash", CLUSTER_CONFIG / "make-tls.sh", folder], check=True, capture_output=True)
+    return folder
 
 
 @pytest.fixture(scope="session")

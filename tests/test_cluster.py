@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import ssl
 import os
 import subprocess
 import sys
@@ -10,17 +12,52 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from distributed import Client
+from distributed.security import Security
 from PIL import Image
 
 from support.browser import drawn_fraction, screenshot
 from support.libraries import distinct_copies
 
 BIN = Path(sys.executable).parent
+CLUSTER_CONFIG = Path(__file__).parents[1] / "cluster-config"
+
+
+def member(credentials: Path) -> Security:
+    """What a holder of the cluster's certificate connects with."""
+    return Security(tls_ca_file=str(credentials / "ca.pem"), tls_client_cert=str(credentials / "node.pem"),
+                    tls_client_key=str(credentials / "node-key.pem"), require_encryption=True)
+
+
+def assert_refused_without_the_certificate(address: str, credentials: Path) -> None:
+    """A client with no certificate, one with a certificate of another CA, and plain TCP are all turned away."""
+    port = address.rsplit(":", 1)[1]
+    stranger = credentials.parent / "stranger"
+    subprocess.run(["bash", CLUSTER_CONFIG / "make-tls.sh", stranger], check=True, capture_output=True)
+    # No certificate: distributed will not even build such a client, so speak TLS directly.
+    context = ssl.create_default_context(cafile=str(credentials / "ca.pem"))
+    context.check_hostname = False
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            with context.wrap_socket(raw) as tls:
+                tls.sendall(b"\0" * 8)
+                assert tls.recv(1) != b"", "the scheduler answered a client without a certificate"
+                pytest.fail("a client without a certificate was let in")
+    attempts = {
+        "another CA's certificate": dict(address=address, security=Security(
+            tls_ca_file=str(credentials / "ca.pem"), tls_client_cert=str(stranger / "node.pem"),
+            tls_client_key=str(stranger / "node-key.pem"), require_encryption=True)),
+        "plain TCP": dict(address=f"tcp://127.0.0.1:{port}", security=Security()),
+    }
+    for what, options in attempts.items():
+        with pytest.raises((OSError, TimeoutError)):
+            Client(**options, timeout="3s")
+            pytest.fail(f"a client with {what} was let in")
 
 
 @contextlib.contextmanager
-def dask_processes(folder: Path, env: dict, worker_prefix: tuple = ()):
+def dask_processes(folder: Path, env: dict, worker_prefix: tuple = (), security: Security | None = None):
     """Start a scheduler and two single-threaded workers; yield the scheduler file's contents."""
     scheduler_file = folder / "scheduler.json"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
@@ -34,7 +71,7 @@ def dask_processes(folder: Path, env: dict, worker_prefix: tuple = ()):
         for i in range(2):
             processes.append(subprocess.Popen([*worker_prefix, str(BIN / "dask"), "worker", "--scheduler-file", str(scheduler_file),
                                                "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", "--name", f"test-worker-{i}"], **quiet))
-        with Client(scheduler_file=str(scheduler_file), timeout="30s") as client:
+        with Client(scheduler_file=str(scheduler_file), timeout="30s", security=security) as client:
             client.wait_for_workers(2, timeout=60)
         yield json.loads(scheduler_file.read_text())
     finally:
@@ -47,15 +84,19 @@ def dask_processes(folder: Path, env: dict, worker_prefix: tuple = ()):
                 process.kill()
 
 
-def test_config_folder_cluster_with_dashboard_while_running(tmp_path, demo_photos, demo_target, cluster_config):
+def test_config_folder_cluster_with_dashboard_while_running(tmp_path, demo_photos, demo_target, cluster_config,
+                                                            tls_credentials):
+    """cluster-config/ as shipped: TLS only (credentials by make-tls.sh), index and make through it."""
     env = {**os.environ, "DASK_CONFIG": str(cluster_config)}
     library = distinct_copies(tmp_path / "library", demo_photos, copies=24)  # 18,432 real JPEGs: ~10 s, longer than a screenshot under load
-    with dask_processes(tmp_path, env) as info:
+    with dask_processes(tmp_path, env, security=member(tls_credentials)) as info:
         address, dashboard = info["address"], f"http://127.0.0.1:{info['services']['dashboard']}/status"
+        assert address.startswith("tls://127.0.0.1:")
+        assert_refused_without_the_certificate(address, tls_credentials)
         client_env = {**env, "DASK_SCHEDULER_ADDRESS": address}  # found without any flag
         index = subprocess.Popen([BIN / "mosaic", "index", library, "--cache", tmp_path / "photos.h5", "--batch-size", "16"],
                                  env=client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        with Client(address) as client:  # wait until the run is under way
+        with Client(address, security=member(tls_credentials)) as client:  # wait until the run is under way
             deadline = time.monotonic() + 60
             while not any(client.processing().values()) and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -78,7 +119,7 @@ def test_config_folder_cluster_with_dashboard_while_running(tmp_path, demo_photo
             assert im.size == (120 * 8, 78 * 8)  # cols from the DASK_MOSAIC__MAKE__COLS setting
         assert "Dask Performance Report" in report.read_text()
         assert "Dask Performance Report" in (tmp_path / "make-report.assemble.html").read_text()
-        with Client(address) as client:
+        with Client(address, security=member(tls_credentials)) as client:
             # Scheduler and workers read cluster-config/ too, and both workers ran tasks.
             assert client.run_on_scheduler(lambda: __import__("dask").config.get("distributed.scheduler.allowed-failures")) == 5
             settings = client.run(lambda: __import__("dask").config.get("distributed.scheduler.allowed-failures"))

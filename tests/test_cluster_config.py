@@ -89,7 +89,9 @@ def test_the_cli_honours_the_mosaic_section(cluster_config):
 def test_slurm_job_script_renders(cluster_config):
     script = run_python(
         "from dask_jobqueue import SLURMCluster\n"
-        "with SLURMCluster(scheduler_options={'host': '127.0.0.1', 'dashboard_address': ':0'}) as cluster:\n"
+        "from distributed.security import Security\n"
+        "with SLURMCluster(scheduler_options={'host': '127.0.0.1', 'dashboard_address': ':0'},\n"
+        "                  security=Security.temporary()) as cluster:\n"
         "    print(cluster.job_script())\n",
         cluster_config,
     )
@@ -98,7 +100,9 @@ def test_slurm_job_script_renders(cluster_config):
                  'export DASK_CONFIG="${MOSAIC_CLUSTER_CONFIG:-$HOME/mosaic/cluster-config}"'):
         assert line in script, line
     worker = [line for line in script.splitlines() if "distributed.cli.dask_worker" in line]
-    assert len(worker) == 1 and "tcp://127.0.0.1:" in worker[0]
+    # The README's recipe: temporary TLS credentials, which the job script hands the workers.
+    assert len(worker) == 1 and "tls://127.0.0.1:" in worker[0]
+    assert "--tls-ca-file" in worker[0] and "--tls-cert" in worker[0] and "--tls-key" in worker[0]
     assert "--nworkers 8" in worker[0] and "--nthreads 1" in worker[0] and "--local-directory $TMPDIR" in worker[0]
 
 
@@ -110,13 +114,18 @@ def test_compose_file():
     assert (Path(DEPLOY / services["worker"]["build"]["context"]) / services["worker"]["build"]["dockerfile"]).is_file()
     assert services["scheduler"]["ports"] == ["127.0.0.1:8786:8786", "127.0.0.1:8787:8787"]
     assert services["scheduler"]["command"][:2] == ["dask", "scheduler"] and "8786" in services["scheduler"]["command"]
-    assert services["worker"]["command"][:3] == ["dask", "worker", "tcp://scheduler:8786"]
+    assert services["worker"]["command"][:3] == ["dask", "worker", "tls://scheduler:8786"]
     assert services["worker"]["deploy"]["replicas"] == 2
-    assert services["client"]["environment"]["DASK_SCHEDULER_ADDRESS"] == "tcp://scheduler:8786"
+    assert services["client"]["environment"]["DASK_SCHEDULER_ADDRESS"] == "tls://scheduler:8786"
     # Workers see the library and the work folder at the client's paths; only the client writes.
     mounts = {name: dict(mount_target_and_mode(v) for v in s["volumes"]) for name, s in services.items() if "volumes" in s}
-    assert mounts["worker"] == {"/data/library": "ro", "/data/work": "ro"}
-    assert mounts["client"] == {"/data/library": "ro", "/data/work": "rw"}
+    # Every service holds the TLS credentials, read-only, where DASK_DISTRIBUTED__COMM__TLS__* points.
+    assert mounts["worker"] == {"/data/library": "ro", "/data/work": "ro", "/etc/mosaic/tls": "ro"}
+    assert mounts["client"] == {"/data/library": "ro", "/data/work": "rw", "/etc/mosaic/tls": "ro"}
+    assert mounts["scheduler"] == {"/etc/mosaic/tls": "ro"}
+    for service in services.values():
+        assert service["environment"]["DASK_DISTRIBUTED__COMM__TLS__CA_FILE"] == "/etc/mosaic/tls/ca.pem"
+    assert "tls" in services["scheduler"]["command"]
 
 
 def mount_target_and_mode(volume):
