@@ -56,7 +56,7 @@ def test_bad_input_gives_one_line(tmp_path, small_library, demo_target):
     assert_one_line_error(run("index", tmp_path / "nowhere", "--cache", tmp_path / "c.h5"), "library folder not found")
     assert_one_line_error(run("make", demo_target, "--cache", tmp_path / "none.h5", "--out", tmp_path / "m.jpg"), "no tile cache")
     (tmp_path / "junk.h5").write_text("not hdf5")
-    assert_one_line_error(run("info", tmp_path / "junk.h5"), "not a readable tile cache")
+    assert_one_line_error(run("info", tmp_path / "junk.h5"), "is not a tile cache (not an HDF5 file)")
 
     cache = tmp_path / "c.h5"
     assert run("index", small_library, "--cache", cache, "--workers", "1", "--quiet").returncode == 0

@@ -120,7 +120,7 @@ def test_a_second_index_on_a_cache_being_written_is_refused_and_harms_nothing(li
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
     assert second.returncode == 2 and second.stdout == ""
-    assert second.stderr.count("\n") == 1 and "open for writing by another process" in second.stderr, second.stderr
+    assert second.stderr.count("\n") == 1 and "in use by another process" in second.stderr, second.stderr
     assert first.returncode == 0 and "3072 added" in out, err
     clean = tmp_path / "clean.h5"
     index_library(library, clean, client=client, progress=False)
