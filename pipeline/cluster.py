@@ -120,7 +120,9 @@ def open_cluster(*, scheduler: str | None = None, scheduler_file: str | os.PathL
                 processes=not in_process,
                 host=None if in_process else "127.0.0.1",  # a threaded cluster talks in-process (inproc://)
                 dashboard_address=dashboard_address or config_get("cluster.dashboard-address"),
-                silence_logs=logging.ERROR,
+                # Workers log ERROR tracebacks when the scheduler goes first at shutdown (a missed
+                # heartbeat); a task's own failure reaches the client as its exception anyway.
+                silence_logs=logging.CRITICAL,
             )
         with cluster, Client(cluster) as started:
             _announce(started, announce)
