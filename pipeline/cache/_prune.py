@@ -101,8 +101,7 @@ def _copy_rows(source: h5py.Group, target: h5py.Group, keep: np.ndarray, remap: 
         texts[column] = [value for value, kept in zip(values, keep) if kept]
     text_end = 0
     for column, values in texts.items():
-        span = _schema.write_text(target, values, text_end)
-        text_end = int(span[-1, 1]) if len(span) else text_end
+        span, text_end = _schema.write_text(target, values, text_end)
         target[f"{column}_span"].resize(n_keep, axis=0)
         target[f"{column}_span"][:] = span
     for name, dataset in source.items():

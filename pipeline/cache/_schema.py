@@ -107,8 +107,8 @@ def set_committed(group: h5py.Group, rows: int, text_bytes: int) -> None:
     group.attrs["committed"] = np.array([rows, text_bytes], np.int64)
 
 
-def write_text(group: h5py.Group, values: Sequence[str], start: int) -> np.ndarray:
-    """Write ``values`` to the group's text column from byte ``start`` on; their (n, 2) spans.
+def write_text(group: h5py.Group, values: Sequence[str], start: int) -> tuple[np.ndarray, int]:
+    """Write ``values`` to the group's text column from byte ``start`` on; their (n, 2) spans and the end.
 
     ``start`` is the committed end or past it, so committed text is never written over.
     Text is stored as ``os.fsencode`` bytes, so undecodable file names (surrogate
@@ -124,7 +124,7 @@ def write_text(group: h5py.Group, values: Sequence[str], start: int) -> np.ndarr
     text.resize(start + total, axis=0)
     if total:
         text[start:] = np.frombuffer(b"".join(encoded), np.uint8)
-    return spans
+    return spans, start + total
 
 
 def read_text(group: h5py.Group, column: str, rows: slice | None = None) -> list[str]:

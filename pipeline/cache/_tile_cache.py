@@ -221,10 +221,6 @@ class TileCache:
         """xxh3-128 of one tile's file bytes, as 16 bytes."""
         return self._file["tiles/content_hash"][row].tobytes()
 
-    def text(self, group_name: str, column: str) -> list[str]:
-        """The committed values of a text column (``path`` of any group; ``reason``, ``detail`` of failures)."""
-        return _schema.read_text(self._file[group_name], column)
-
     def column(self, group_name: str, name: str) -> np.ndarray:
         """The committed rows of a numeric column, e.g. ``("aliases", "tile")``."""
         group = self._file[group_name]
@@ -305,8 +301,7 @@ class TileCache:
             group[name].resize(start + n_new, axis=0)
             group[name][start:] = values
         for column, values in texts.items():
-            span = _schema.write_text(group, values, text_end)
-            text_end = int(span[-1, 1])
+            span, text_end = _schema.write_text(group, values, text_end)
             group[f"{column}_span"].resize(start + n_new, axis=0)
             group[f"{column}_span"][start:] = span
         self._commit(group, start + n_new, text_end)
@@ -373,8 +368,8 @@ class TileCache:
         tiles = self._file["tiles"]
         with self._writing(sum(4 * len(p) + 64 for p in paths)):
             rows_committed, text_end = _schema.committed(tiles)
-            spans = _schema.write_text(tiles, paths, text_end)
-            self._commit(tiles, rows_committed, int(spans[-1, 1]) if len(spans) else text_end)
+            spans, text_end = _schema.write_text(tiles, paths, text_end)
+            self._commit(tiles, rows_committed, text_end)
             for row, span, size, mtime_ns in zip(rows, spans, sizes, mtimes_ns):
                 tiles["size"][row], tiles["mtime_ns"][row] = size, mtime_ns
                 tiles["path_span"][row] = span
