@@ -239,9 +239,7 @@ def _run_waves(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCach
             wave = next(waves, None)
             more = wave is not None
             if more:
-                # Left to itself dask ran a wave's tasks in an order of its own (by index as text,
-                # descending: the first batch last), so the writer waited for the whole wave. Each
-                # task's priority is minus its place in the scan, which holds across waves too;
+                # Scan order (see above): each task's priority is minus its place in the whole scan;
                 # the one-layer graph is not optimised, which could drop the annotation.
                 with annotate(priority=lambda key, first=submitted: -(first + key[1])):
                     bag = batch_bag(wave, cache.tile_size, cache.grid, **options)
