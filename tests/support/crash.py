@@ -99,16 +99,31 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".partial"))
 
 
-def _survivors(session: int) -> list[str]:
-    """Processes still alive in a killed run's session (its workers, if they outlived it)."""
+# A worker process spawned just before its client was killed is still importing; it exits on
+# its own once distributed's watch on its parent starts: 1.6-3.0 s after the kill, seen with
+# the machine's other core busy. A process still there after this long was left behind.
+_EXIT_GRACE = 30.0
+
+
+def _session_processes(session: int) -> list[str]:
     alive = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if os.getsid(int(entry.name)) == session:
-                    alive.append(entry.name)
-            except (ProcessLookupError, PermissionError):
+                exited = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie is gone
+                if os.getsid(int(entry.name)) == session and not exited:
+                    command = (entry / "cmdline").read_bytes().replace(bytes(1), b" ").decode()[:80].strip()
+                    alive.append(f"{entry.name} ({command})")
+            except (OSError, ProcessLookupError):
                 pass
+    return alive
+
+
+def _survivors(session: int) -> list[str]:
+    """Processes of a killed run's session (its workers) still alive ``_EXIT_GRACE`` seconds after the rerun."""
+    deadline = time.monotonic() + _EXIT_GRACE
+    while (alive := _session_processes(session)) and time.monotonic() < deadline:
+        time.sleep(0.2)
     return alive
 
 
