@@ -1,6 +1,7 @@
 """index under fire: the client killed, a worker killed, a second writer, all on real clusters and files."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -61,15 +62,24 @@ def test_sigkill_mid_run_then_the_same_command_finishes_the_clean_content(librar
     clean = tmp_path / "clean.h5"
     index_library(library, clean, client=client, progress=False)
     killed = tmp_path / "killed.h5"
-    run = start_index(library, killed)
-    try:
-        wait_until_written(run, killed, at_least=1_000_000)
-        os.kill(run.pid, signal.SIGKILL)  # the client only: it was writing the cache
-        run.wait(timeout=30)
-    finally:
-        os.killpg(run.pid, signal.SIGKILL)  # then its orphaned LocalCluster workers
-    with TileCache.open(killed) as cache:  # still opens, and holds part of the work
-        assert 0 < len(cache) < 3072
+    # The file grows when a batch's data is written, before the batch is committed, so a kill
+    # can still find no tile committed (seen once in seven CI runs): a sound cache, but not the
+    # case this test is about. Such a run is killed afresh until a kill lands mid-run.
+    for attempt in range(5):
+        killed.unlink(missing_ok=True)
+        run = start_index(library, killed)
+        try:
+            wait_until_written(run, killed, at_least=1_000_000)
+            os.kill(run.pid, signal.SIGKILL)  # the client only: it was writing the cache
+            run.wait(timeout=30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # none left if none had started
+                os.killpg(run.pid, signal.SIGKILL)  # then its orphaned LocalCluster workers
+        with TileCache.open(killed) as cache:  # opens whenever the kill came
+            held = len(cache)
+        if held > 0:
+            break
+    assert 0 < held < 3072  # it holds part of the work
     again = subprocess.run([BIN / "mosaic", "index", library, "--cache", killed, "--quiet", "--dashboard-address", ":0"],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
