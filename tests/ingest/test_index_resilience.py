@@ -49,7 +49,7 @@ def start_index(library, cache_path, *extra) -> subprocess.Popen:
 
 
 def wait_until_written(process: subprocess.Popen, cache_path: Path, at_least: int) -> None:
-    """Wait until the run has committed some batches (the cache file grows with each)."""
+    """Wait until the cache file has grown to ``at_least`` bytes (a batch's data is written before its commit)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if cache_path.exists() and cache_path.stat().st_size >= at_least:

@@ -110,11 +110,13 @@ def _session_processes(session: int) -> list[str]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                exited = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie is gone
-                if os.getsid(int(entry.name)) == session and not exited:
-                    command = (entry / "cmdline").read_bytes().replace(bytes(1), b" ").decode()[:80].strip()
-                    alive.append(f"{entry.name} ({command})")
-            except (OSError, ProcessLookupError):
+                if os.getsid(int(entry.name)) != session:
+                    continue
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":  # a zombie has exited
+                    continue
+                command = (entry / "cmdline").read_bytes().replace(bytes(1), b" ").decode()[:80].strip()
+                alive.append(f"{entry.name} ({command})")
+            except OSError:  # gone meanwhile, or not ours to read
                 pass
     return alive
 
