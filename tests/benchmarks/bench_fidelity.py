@@ -1,99 +1,237 @@
-"""Benchmark: how like the target each mosaic looks, ours against metapixel, reuse allowed and unique.
+"""Benchmark: how like the target each mosaic looks, ours against metapixel and phomo, reuse allowed and each photo once.
 
-Fidelity: target and mosaic are both resized (box filter) to 4 samples per cell
-edge, and the mean CIE76 difference of the samples in CIELAB is reported (lower
-is better). Every tool gets the same photos, grid and tile size: the target is
-first resized to ``cols * 32`` px wide and a whole number of 32 px rows, which is
-how metapixel sets its grid.
+Fidelity is judged with scikit-image on target and mosaic both resized (box filter)
+to 4 samples per cell edge:
 
-Needs Debian's metapixel and a library prepared once for it:
+- **CIEDE2000**: mean ``skimage.color.deltaE_ciede2000`` of the samples (colour; lower is better);
+- **SSIM of L**: ``skimage.metrics.structural_similarity`` of CIELAB lightness, data range
+  100 (light-and-dark structure; higher is better);
+- **CIE76**: mean Euclidean CIELAB difference (the figure earlier notes used).
 
+Every tool gets the same photos, grid and tile size: the target is first resized to
+``cols * 32`` px wide and a whole number of 32 px rows (how metapixel sets its grid).
+
+- metapixel (Debian's 1.0.2): ``-e local`` at its default minimum repeat distance, and
+  ``-e global`` (each photo once), from a library prepared once with
+  ``metapixel-prepare -r --width=32 --height=32 POOL LIB``.
+- phomo (PyPI): its own tiles (``Pool.from_files(crop_ratio=1, tile_size=(32, 32))``), its
+  ``norm`` distance, and its two builds: ``build_greedy`` with ``n_appearances`` as large as
+  the pool (its ``--greedy -n <large>`` reuse mode) and ``build`` with ``n_appearances=1``
+  (its default exact assignment). phomo computes its full-pixel distance matrix one cell at
+  a time (1-2 s a cell against 12,288 tiles here); this benchmark computes the same matrix
+  as one BLAS product and checks a sample of rows against ``phomo.metrics.norm`` before
+  using it. phomo runs at ``--phomo-cols`` (40), where ours and metapixel run again.
+- ours: ``mosaic make`` with the default rule and with ``--unique``; ``--variant
+  NAME:key=value,...`` adds runs under other ``mosaic.*`` settings (e.g.
+  ``make.luminance-weight=1``), side by side in the same run.
+
+    pip install -e ".[test,bench]"; apt-get install metapixel
+    mosaic index /var/tmp/mosaic-corpus/pool --cache pool.h5
     metapixel-prepare -r --width=32 --height=32 /var/tmp/mosaic-corpus/pool /var/tmp/mp-lib
-    python tests/benchmarks/bench_fidelity.py --cache pool.h5 --targets /var/tmp/mosaic-corpus/targets \
-        --metapixel-library /var/tmp/mp-lib [--cols 80]
-
-``--cache pool.h5,pool4.h5`` compares caches (say, indexed with ``--grid 3`` and ``--grid 4``)
-side by side in one run.
+    python tests/benchmarks/bench_fidelity.py --cache pool.h5 --pool /var/tmp/mosaic-corpus/pool \\
+        --targets /var/tmp/mosaic-corpus/targets --metapixel-library /var/tmp/mp-lib [--save docs-out/]
 """
 from __future__ import annotations
 
 import argparse
 import glob
-import itertools
 import os
+import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 
+import dask.config
 import numpy as np
 from PIL import Image
+from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.metrics import structural_similarity
 
 from pipeline import ReuseRule, make_mosaic
 from pipeline.cluster import open_cluster
-from pipeline.features import srgb_to_lab
 
 SAMPLES_PER_CELL = 4
 TILE_PX = 32
 
 
-def fidelity(target: Image.Image, mosaic_path: str, cols: int, rows: int) -> float:
-    """Mean CIE76 difference at 4 samples per cell edge."""
+@dataclass
+class Score:
+    ciede2000: float
+    ssim_l: float
+    cie76: float
+    most_uses: int | None
+    seconds: float
+
+
+def fidelity(target: Image.Image, mosaic: Image.Image, cols: int, rows: int) -> tuple[float, float, float]:
+    """CIEDE2000 mean, SSIM of L and CIE76 mean of target and mosaic at 4 samples per cell edge."""
     size = (cols * SAMPLES_PER_CELL, rows * SAMPLES_PER_CELL)
-    with Image.open(mosaic_path) as mosaic:
-        ours = np.asarray(mosaic.convert("RGB").resize(size, Image.Resampling.BOX))
-    theirs = np.asarray(target.resize(size, Image.Resampling.BOX))
-    return float(np.linalg.norm(srgb_to_lab(ours) - srgb_to_lab(theirs), axis=-1).mean())
+    ours = rgb2lab(np.asarray(mosaic.convert("RGB").resize(size, Image.Resampling.BOX)))
+    theirs = rgb2lab(np.asarray(target.resize(size, Image.Resampling.BOX)))
+    ciede = float(deltaE_ciede2000(theirs, ours).mean())
+    ssim = float(structural_similarity(theirs[..., 0], ours[..., 0], data_range=100.0))
+    cie76 = float(np.linalg.norm(theirs - ours, axis=-1).mean())
+    return ciede, ssim, cie76
+
+
+def prepared_target(path: str, cols: int) -> tuple[Image.Image, int]:
+    """The target resized to ``cols`` whole 32 px cells across and whole rows down, and its rows."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        width = cols * TILE_PX
+        rows = max(1, round(image.height * width / image.width / TILE_PX))
+        return image.resize((width, rows * TILE_PX), Image.Resampling.LANCZOS), rows
+
+
+def run_metapixel(library: str, target_path: str, out: str, search: str) -> None:
+    subprocess.run(["metapixel", "-l", library, "-w", str(TILE_PX), "-h", str(TILE_PX), "-e", search,
+                    "--metapixel", target_path, out], check=True, capture_output=True)
+
+
+class Phomo:
+    """phomo's pool, loaded once, and its two builds on a target."""
+
+    def __init__(self, pool_dir: str) -> None:
+        from phomo import Pool
+
+        # from_files, not from_dir: the folder may hold files that are not photos (a manifest), which phomo cannot skip.
+        photos = sorted(p for p in glob.glob(os.path.join(pool_dir, "**", "*"), recursive=True)
+                        if p.lower().endswith((".jpg", ".jpeg", ".png")))
+        self.pool = Pool.from_files(photos, crop_ratio=1.0, tile_size=(TILE_PX, TILE_PX))
+        self.flat = self.pool.array.reshape(len(self.pool), -1).astype(np.float32)
+        self.sq = np.einsum("ij,ij->i", self.flat, self.flat, dtype=np.float64)
+
+    def distance_matrix(self, mosaic) -> np.ndarray:
+        """phomo's ``norm`` matrix for ``mosaic``'s cells, as one product; sample rows checked against phomo's own."""
+        from phomo.metrics import norm
+
+        cells = np.stack([a.reshape(-1) for a in mosaic.grid.arrays]).astype(np.float32)
+        cross = cells @ self.flat.T
+        sq_cells = np.einsum("ij,ij->i", cells, cells, dtype=np.float64)
+        d = np.sqrt(np.maximum(sq_cells[:, None] + self.sq[None, :] - 2 * cross.astype(np.float64), 0))
+        for row in np.linspace(0, len(cells) - 1, 4).astype(int):
+            reference = norm(mosaic.grid.arrays[row], self.pool.array)
+            assert np.allclose(d[row], reference, rtol=1e-4, atol=0.5), "fast distance matrix differs from phomo's"
+        return d
+
+    def build(self, target: Image.Image, unique: bool) -> tuple[Image.Image, int]:
+        """phomo's mosaic (greedy with reuse, or exact each-once) and the most uses of one tile."""
+        from phomo import Master, Mosaic
+
+        mosaic = Mosaic(Master.from_image(target), self.pool, n_appearances=1 if unique else len(self.pool))
+        d = self.distance_matrix(mosaic)
+        image = mosaic.build(d) if unique else mosaic.build_greedy(d)
+        most = 1 if unique else int(np.bincount(d.argmin(axis=1)).max())  # greedy without a cap = each cell's nearest
+        return image, most
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``NAME:key=value,key=value`` -> (NAME, {"mosaic.key": value})."""
+    name, _, settings = text.partition(":")
+    values = {}
+    for item in filter(None, settings.split(",")):
+        key, _, value = item.partition("=")
+        values[f"mosaic.{key}"] = None if value == "null" else float(value) if "." in value else int(value)
+    return name, values
+
+
+def our_runs(variants: list[tuple[str, dict]]) -> list[tuple[str, dict, ReuseRule | None]]:
+    runs = [("ours default", {}, None), ("ours unique", {}, ReuseRule.unique())]
+    for name, settings in variants:
+        runs += [(f"ours {name}", settings, None), (f"ours {name} unique", settings, ReuseRule.unique())]
+    return runs
+
+
+def score_target(path: str, cols: int, args, work: str, client, phomo: Phomo | None, save: str | None) -> dict[str, Score]:
+    name = os.path.splitext(os.path.basename(path))[0]
+    target, rows = prepared_target(path, cols)
+    target_path = os.path.join(work, f"{name}.{cols}.png")
+    target.save(target_path)
+    scores: dict[str, Score] = {}
+
+    def keep(label: str, image: Image.Image, most: int | None, seconds: float) -> None:
+        scores[label] = Score(*fidelity(target, image, cols, rows), most, seconds)
+        if save:
+            image.save(os.path.join(save, f"{name}.{cols}.{label.replace(' ', '_')}.jpg"), quality=90)
+
+    if save:
+        target.save(os.path.join(save, f"{name}.{cols}.target.jpg"), quality=90)
+    for search in ("local", "global") if args.peers else ():
+        out = os.path.join(work, f"{name}.{cols}.metapixel-{search}.png")
+        t = time.perf_counter()
+        run_metapixel(args.metapixel_library, target_path, out, search)
+        with Image.open(out) as image:
+            keep(f"metapixel {search}", image.convert("RGB"), 1 if search == "global" else None, time.perf_counter() - t)
+    if phomo is not None:
+        for unique in (False, True):
+            t = time.perf_counter()
+            image, most = phomo.build(target, unique)
+            keep(f"phomo {'exact' if unique else 'greedy'}", image, most, time.perf_counter() - t)
+    for label, settings, rule in our_runs(args.variant):
+        out = os.path.join(work, f"{name}.{cols}.{label.replace(' ', '_')}.png")
+        t = time.perf_counter()
+        with dask.config.set(settings):
+            summary = make_mosaic(target_path, args.cache, out, cols=cols, rows=rows, tile_px=TILE_PX, rule=rule,
+                                  report=False, progress=False, client=client)
+        with Image.open(out) as image:
+            keep(label, image.convert("RGB"), summary.most_uses, time.perf_counter() - t)
+    return scores
+
+
+def print_table(title: str, results: dict[str, dict[str, Score]]) -> None:
+    labels = list(next(iter(results.values())))
+    print(f"\n{title}: median over {len(results)} targets")
+    print(f"  {'mosaic':30s} {'CIEDE2000':>9s} {'SSIM L':>7s} {'CIE76':>6s} {'most uses':>9s} {'seconds':>7s}")
+    for label in labels:
+        column = [r[label] for r in results.values()]
+        most = [s.most_uses for s in column if s.most_uses is not None]
+        print(f"  {label:30s} {np.median([s.ciede2000 for s in column]):9.2f} {np.median([s.ssim_l for s in column]):7.3f} "
+              f"{np.median([s.cie76 for s in column]):6.2f} {max(most) if most else '-':>9} "
+              f"{np.median([s.seconds for s in column]):7.1f}")
+    for ours in (label for label in labels if label.startswith("ours")):
+        unique = ours.endswith("unique")
+        for peer in (label for label in labels if not label.startswith("ours")):
+            if peer.endswith(("global", "exact")) != unique:
+                continue
+            ssim_wins = sum(r[ours].ssim_l >= r[peer].ssim_l for r in results.values())
+            ciede_ratio = [r[ours].ciede2000 / r[peer].ciede2000 for r in results.values()]
+            print(f"  {ours} vs {peer}: SSIM >= on {ssim_wins}/{len(results)} targets; "
+                  f"CIEDE2000 ratio median {np.median(ciede_ratio):.3f}, worst {max(ciede_ratio):.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", required=True,
-                        help="a tile cache, or several separated by commas to compare them (e.g. --grid 3 and 4)")
+    parser.add_argument("--cache", required=True)
     parser.add_argument("--targets", required=True)
     parser.add_argument("--metapixel-library", required=True)
+    parser.add_argument("--pool", help="the photos the cache was indexed from, for phomo (omit to leave phomo out)")
     parser.add_argument("--cols", type=int, default=80)
+    parser.add_argument("--phomo-cols", type=int, default=40)
+    parser.add_argument("--only", help="targets whose name contains this")
+    parser.add_argument("--variant", action="append", type=parse_variant, default=[],
+                        help="NAME:key=value,...: also run ours under these mosaic.* settings")
+    parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
+                        help="run metapixel (and phomo, with --pool); --no-peers: ours and its variants alone, for tuning")
+    parser.add_argument("--save", help="keep every picture here (for docs/)")
     args = parser.parse_args()
-    caches = args.cache.split(",")
-    rows_out = []
+    if shutil.which("metapixel") is None:
+        parser.error("metapixel is not installed: apt-get install metapixel")
+    if args.save:
+        os.makedirs(args.save, exist_ok=True)
+    paths = [p for p in sorted(glob.glob(os.path.join(args.targets, "*.jpg"))) if not args.only or args.only in p]
+    phomo = Phomo(args.pool) if args.pool else None
+    tables: dict[int, dict[str, dict[str, Score]]] = {args.cols: {}, **({args.phomo_cols: {}} if phomo else {})}
     with tempfile.TemporaryDirectory() as work, open_cluster(announce=False) as client:
-        for path in sorted(glob.glob(os.path.join(args.targets, "*.jpg"))):
+        for path in paths:
             name = os.path.splitext(os.path.basename(path))[0]
-            with Image.open(path) as image:
-                image = image.convert("RGB")
-                width = args.cols * TILE_PX
-                rows = max(1, round(image.height * width / image.width / TILE_PX))
-                target = image.resize((width, rows * TILE_PX), Image.Resampling.LANCZOS)
-            target_path = os.path.join(work, f"{name}.png")
-            target.save(target_path)
-            scores, seconds = {}, {}
-            for search in ("local", "global"):
-                out = os.path.join(work, f"{name}.metapixel-{search}.png")
-                t = time.perf_counter()
-                subprocess.run(["metapixel", "-l", args.metapixel_library, "-w", str(TILE_PX), "-h", str(TILE_PX),
-                                "-e", search, "--metapixel", target_path, out], check=True, capture_output=True)
-                seconds[f"metapixel {search}"] = time.perf_counter() - t
-                scores[f"metapixel {search}"] = fidelity(target, out, args.cols, rows)
-            for cache, (mode, unique) in itertools.product(caches, (("ours nearest", False), ("ours unique", True))):
-                if len(caches) > 1:
-                    mode += f" {os.path.basename(cache)}"
-                out = os.path.join(work, f"{name}.{mode.replace(' ', '_')}.png")
-                t = time.perf_counter()
-                make_mosaic(target_path, cache, out, cols=args.cols, rows=rows, tile_px=TILE_PX, rule=ReuseRule.unique() if unique else ReuseRule(),
-                            report=False, progress=False, client=client)
-                seconds[mode] = time.perf_counter() - t
-                scores[mode] = fidelity(target, out, args.cols, rows)
-            rows_out.append((name, scores, seconds))
-            print(name, "  ".join(f"{k}: {v:.2f} ({seconds[k]:.1f}s)" for k, v in scores.items()), flush=True)
-    names = list(rows_out[0][1])
-    print("\nmean CIE76 at 4 samples per cell edge (lower is better), median over targets:")
-    for key in names:
-        print(f"  {key:18s} {np.median([s[key] for _, s, _ in rows_out]):6.2f}   "
-              f"median time {np.median([t[key] for _, _, t in rows_out]):.1f} s")
-    for ours, theirs in [(ours, theirs) for ours in names for theirs in ("metapixel local", "metapixel global")
-                         if ours.startswith(("ours nearest", "ours unique")[theirs.endswith("global")])]:
-        gains = [1 - s[ours] / s[theirs] for _, s, _ in rows_out]
-        print(f"  {ours} vs {theirs}: {100 * np.median(gains):.1f} % lower error (median), "
-              f"{100 * min(gains):.1f} % at worst")
+            for cols, table in tables.items():
+                table[name] = score_target(path, cols, args, work, client, phomo if cols == args.phomo_cols else None,
+                                           args.save)
+                print(f"{name} @ {cols} cols: " + "; ".join(
+                    f"{k} {s.ciede2000:.2f}/{s.ssim_l:.3f}/{s.most_uses or '-'}" for k, s in table[name].items()), flush=True)
+    for cols, table in tables.items():
+        print_table(f"{cols} columns x {TILE_PX} px (CIEDE2000 lower, SSIM of L higher is better)", table)
 
 
 if __name__ == "__main__":
