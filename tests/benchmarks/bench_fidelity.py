@@ -25,7 +25,7 @@ Every tool gets the same photos, grid and tile size: the target is first resized
   NAME:key=value,...`` adds runs under other ``mosaic.*`` settings (e.g.
   ``make.luminance-weight=1``), side by side in the same run.
 
-    pip install -e ".[test,bench]"; apt-get install metapixel
+    pip install -e ".[test,bench]" phomo; apt-get install metapixel   # in a venv of its own: phomo pins pillow<11
     mosaic index /var/tmp/mosaic-corpus/pool --cache pool.h5
     metapixel-prepare -r --width=32 --height=32 /var/tmp/mosaic-corpus/pool /var/tmp/mp-lib
     python tests/benchmarks/bench_fidelity.py --cache pool.h5 --pool /var/tmp/mosaic-corpus/pool \\
