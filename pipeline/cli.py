@@ -58,7 +58,7 @@ _OUT_HELP = ("; ".join(f"{' '.join(f.extensions)}: {f.description}" for f in reg
 
 # How the command line names the library's parameters in error messages.
 _FLAGS = {name: "--" + name.replace("_", "-") for name in (
-    "cols", "rows", "tile_px", "max_uses", "unique", "min_repeat_distance", "blend", "tile_size", "grid", "batch_size",
+    "cols", "rows", "tile_px", "max_uses", "max_share", "unique", "min_repeat_distance", "blend", "correct", "tile_size", "grid", "batch_size",
     "min_size", "max_pixels")}
 
 
@@ -69,6 +69,13 @@ def _blend(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {value}")
+    return value
+
+
 def _render_options(parser: argparse.ArgumentParser) -> None:
     """The output options `make` and `render` share."""
     parser.add_argument("--out", required=True, help=_OUT_HELP)
@@ -76,6 +83,9 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
                         help=f"tile side in the output, px (default: mosaic.make.tile-px, {config_get('make.tile-px')})")
     parser.add_argument("--blend", type=_blend, default=0.0, metavar="A",
                         help="0..1: pull each tile toward its cell's colour by alpha overlay (default 0: tiles untouched)")
+    parser.add_argument("--correct", type=_blend, metavar="S",
+                        help="0..1: move each tile's colours toward its cell's, block by block, keeping its detail "
+                             f"(make's default: mosaic.make.correct, {config_get('make.correct')}; render's: the record's)")
     parser.add_argument("--from-originals", action="store_true",
                         help="re-read the original photos for the tiles: sharp tiles larger than the cached thumbnails")
 
@@ -113,16 +123,21 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--cols", type=_positive_int,
                       help=f"cells across (default: mosaic.make.cols, {config_get('make.cols')})")
     make.add_argument("--rows", type=_positive_int, help="cells down (default: from the target's aspect ratio)")
+    make.add_argument("--reuse", choices=["spread", "nearest", "unique"], default="spread",
+                      help="spread (default): each cell its best tile, but no tile on more than --max-share of the cells "
+                           "nor within --min-repeat-distance cells of itself; "
+                           "nearest: every cell its best tile, however often it is used; "
+                           "unique: each tile at most once, proven within 1%% of the least total cost")
+    make.add_argument("--unique", dest="reuse", action="store_const", const="unique", help="same as --reuse unique")
     make.add_argument("--max-uses", type=_positive_int,
                       help=f"use no tile more often than this (default: mosaic.make.max-uses, {config_get('make.max-uses')}: "
-                           "unlimited)")
-    make.add_argument("--reuse", choices=["nearest", "unique"], default="nearest",
-                      help="nearest: every cell its best tile, however often it is used (default); "
-                           "unique: each tile at most once, proven within 1%% of the least total colour distance")
-    make.add_argument("--unique", dest="reuse", action="store_const", const="unique", help="same as --reuse unique")
+                           "no fixed number)")
+    make.add_argument("--max-share", type=_share, metavar="F",
+                      help="spread: no tile on more than this share of the cells, or than the fewest uses that fill the "
+                           f"grid (default: mosaic.make.max-share, {config_get('make.max-share')})")
     make.add_argument("--min-repeat-distance", type=_non_negative_int, metavar="D",
                       help="the same tile never within D cells of itself (default: mosaic.make.min-repeat-distance, "
-                           f"{config_get('make.min-repeat-distance')}; 0: no limit)")
+                           f"{config_get('make.min-repeat-distance')}, with spread; 0 with nearest and unique; 0: no limit)")
     _render_options(make)
     make.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                       help="write <out stem>.report.html beside the mosaic (default: yes)")
@@ -157,14 +172,19 @@ def _cluster_flags(args: argparse.Namespace) -> dict:
 
 
 def _reuse_rule(args: argparse.Namespace) -> ReuseRule:
-    """--reuse, --unique, --max-uses and --min-repeat-distance as one rule; absent flags take the configured default."""
-    default = ReuseRule.from_config()
-    distance = default.min_repeat_distance if args.min_repeat_distance is None else args.min_repeat_distance
+    """--reuse, --unique, --max-uses, --max-share and --min-repeat-distance as one rule; spread's absent flags take the configured default."""
     if args.reuse == "unique":
         if args.max_uses not in (None, 1):
             raise MosaicError("--unique means --max-uses 1; give one or the other")
-        return ReuseRule.unique(distance)
-    return ReuseRule(default.max_uses if args.max_uses is None else args.max_uses, distance)
+        return ReuseRule.unique(args.min_repeat_distance or 0)
+    if args.reuse == "nearest":
+        if args.max_share is not None:
+            raise MosaicError("--reuse nearest has no share cap; drop --max-share or use --reuse spread")
+        return ReuseRule(args.max_uses, args.min_repeat_distance or 0)
+    default = ReuseRule.from_config()
+    return ReuseRule(default.max_uses if args.max_uses is None else args.max_uses,
+                     default.min_repeat_distance if args.min_repeat_distance is None else args.min_repeat_distance,
+                     default.max_share if args.max_share is None else args.max_share)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -177,11 +197,11 @@ def _run(args: argparse.Namespace) -> int:
                             min_size=args.min_size, max_pixels=args.max_pixels, prune=args.prune, **quiet))
     elif args.command == "make":
         print(make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows, tile_px=args.tile_px,
-                          rule=_reuse_rule(args), blend=args.blend, from_originals=args.from_originals,
+                          rule=_reuse_rule(args), blend=args.blend, correct=args.correct, from_originals=args.from_originals,
                           report=args.report, **quiet))
     elif args.command == "render":
         result = render_mosaic(args.assignment, args.cache, args.out, tile_px=args.tile_px, blend=args.blend,
-                               from_originals=args.from_originals, **quiet)
+                               correct=args.correct, from_originals=args.from_originals, **quiet)
         print(f"{result.output}: {result.width}x{result.height} px in {result.seconds:.2f} s")
     elif args.command == "coverage":
         from .report import target_coverage  # matplotlib: imported only when drawing

@@ -12,12 +12,13 @@ from distributed import Client
 
 from .cache import TileCache
 from .cluster import stage_client
-from .config import or_config
+from .config import config_get, or_config
 from .errors import MosaicError
 from .files import check_not_precious, check_writable, replaced_atomically
 from .formats import check_output
 from .coverage import colour_coverage
-from .matching import ReuseRule, match_cells
+from .features import matching_vectors
+from .matching import ReuseRule, grid_cost, match_cells
 from .record import AssignmentRecord, write_assignment
 from .rendering import render_assignment
 from .target import describe_target
@@ -60,10 +61,18 @@ def _flat(grid: np.ndarray) -> np.ndarray:
     return grid.reshape(len(grid), -1)
 
 
+def _colour_distances(cell_grid: np.ndarray, tile_grid: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+    """Each cell's RMS CIE76 over its grid blocks against its chosen tile (the matching cost weights L*; this does not)."""
+    cells, tile_rows = _flat(cell_grid).astype(np.float32), _flat(tile_grid).astype(np.float32)
+    return grid_cost(cells, tile_rows)(np.arange(len(tiles)), tiles).astype(np.float32)
+
+
 def _write_quality(path: str, summary: "MosaicSummary", tiles: np.ndarray, rule: ReuseRule) -> str:
     """The match quality, beside the output, for comparing runs without opening the report."""
     quality = {
-        "cells": int(tiles.size), "tiles_in_cache": summary.tiles_in_cache, "rule": rule.as_dict(),
+        "cells": int(tiles.size), "tiles_in_cache": summary.tiles_in_cache,
+        # The rule as given, its share turned into the number of uses it allowed on this grid.
+        "rule": {**rule.as_dict(), "max_uses": rule.for_grid(int(tiles.size), summary.tiles_in_cache).max_uses},
         "mean_distance": summary.mean_distance, "p95_distance": summary.p95_distance,
         "distance": f"root mean square CIE76 over the {summary.grid}x{summary.grid} CIELAB grid blocks of cell and tile",
         "distinct_tiles": summary.distinct_tiles, "most_uses": summary.most_uses,
@@ -88,6 +97,7 @@ def make_mosaic(
     tile_px: int | None = None,
     rule: ReuseRule | None = None,
     blend: float = 0.0,
+    correct: float | None = None,
     from_originals: bool = False,
     report: bool = True,
     progress: bool = True,
@@ -115,6 +125,9 @@ def make_mosaic(
         once, near-optimal: proven within 1 % of the least total cost).
     blend : float
         0..1: pull each tile toward its cell's colour (alpha overlay); 0 leaves tiles as they are.
+    correct : float, optional
+        0..1: move each tile's colours toward its cell's, block by block, keeping its
+        detail (default ``mosaic.make.correct``); 0 leaves tiles as they are.
     from_originals : bool
         Re-read the original photos for the tiles, for tiles larger than the cached thumbnails.
     report : bool
@@ -133,6 +146,9 @@ def make_mosaic(
     """
     target, cache_path, out = os.fspath(target), os.fspath(cache_path), os.fspath(out)
     cols, tile_px = or_config(cols, "make.cols"), or_config(tile_px, "make.tile-px")
+    correct = or_config(correct, "make.correct")
+    if not 0.0 <= correct <= 1.0:
+        raise MosaicError(f"`correct` must be between 0 and 1, got {correct}")
     rule = ReuseRule.from_config() if rule is None else rule
     if tile_px < 1:
         raise MosaicError("`tile_px` must be at least 1")
@@ -154,8 +170,12 @@ def make_mosaic(
 
     with stage_client(client, announce=progress) as dask:
         t = time.perf_counter()
-        assignment = match_cells(_flat(cells.features.grid_lab), _flat(tile_features.grid_lab), rule=rule, cols=n_cols,
+        weight = config_get("make.luminance-weight")
+        assignment = match_cells(matching_vectors(cells.features.grid_lab, weight),
+                                 matching_vectors(tile_features.grid_lab, weight), rule=rule, cols=n_cols,
                                  client=dask, progress=progress)
+        assignment = assignment._replace(
+            distances=_colour_distances(cells.features.grid_lab, tile_features.grid_lab, assignment.tiles))
         seconds["match"] = time.perf_counter() - t
         _stage_line(progress, f"make: matched {len(assignment.tiles)} cells against {len(tile_paths)} tiles ({seconds['match']:.1f} s)")
 
@@ -164,7 +184,8 @@ def make_mosaic(
     record = AssignmentRecord(
         tiles=assignment.tiles.reshape(n_rows, n_cols), distances=assignment.distances.reshape(n_rows, n_cols),
         cell_rgb=cells.mean_rgb.reshape(n_rows, n_cols, 3), tile_paths={r: tile_paths[r] for r in used.tolist()},
-        target=os.path.abspath(target))
+        target=os.path.abspath(target), cell_grid=cells.features.grid_lab.reshape(n_rows, n_cols, *cells.features.grid_lab.shape[1:]).astype(np.float16),
+        correct=correct)
     # Assembly's pixels are needed in this process: a LocalCluster started for it runs threads
     # here. That is a second cluster, so a second performance report.
     with stage_client(client, assembly=True, announce=False, report_suffix=".assemble") as dask:

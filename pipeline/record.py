@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import MosaicError
+from .features import srgb_to_lab
 from .files import replaced_atomically
 
 __all__ = ["AssignmentRecord", "read_assignment", "write_assignment"]
@@ -38,6 +39,14 @@ class AssignmentRecord:
         cache before rendering, so a changed cache is caught, not silently used.
     target : str
         The target photo (empty when read from a CSV).
+    cell_grid : ndarray of float16, shape (rows, cols, g, g, 3), optional
+        Each cell's CIELAB block means (what ``--correct`` moves tiles toward), at
+        the precision the record stores (0.06 L* at most), so that a render from
+        the file equals make's; a record without them (a CSV) corrects toward each
+        cell's mean colour.
+    correct : float
+        The colour correction the mosaic was made with (0..1); ``render`` uses it
+        unless told otherwise.
     """
 
     tiles: np.ndarray
@@ -45,6 +54,8 @@ class AssignmentRecord:
     cell_rgb: np.ndarray
     tile_paths: dict[int, str]
     target: str = ""
+    cell_grid: np.ndarray | None = None
+    correct: float = 0.0
 
     @property
     def rows(self) -> int:
@@ -53,6 +64,12 @@ class AssignmentRecord:
     @property
     def cols(self) -> int:
         return self.tiles.shape[1]
+
+    def correction_grid(self) -> np.ndarray:
+        """(rows, cols, g, g, 3) CIELAB targets of the correction: ``cell_grid``, else each cell's mean as a 1x1 grid."""
+        if self.cell_grid is not None:
+            return self.cell_grid.astype(np.float32)
+        return srgb_to_lab(self.cell_rgb)[:, :, None, None, :]
 
 
 def write_assignment(record: AssignmentRecord, stem: str) -> tuple[str, str]:
@@ -70,7 +87,8 @@ def write_assignment(record: AssignmentRecord, stem: str) -> tuple[str, str]:
     with replaced_atomically(npz_path) as f:
         np.savez_compressed(f, tiles=record.tiles, distances=record.distances, cell_rgb=record.cell_rgb,
                             used_rows=used, used_paths=np.array([record.tile_paths[r] for r in used.tolist()], dtype=str),
-                            target=np.array(record.target))
+                            target=np.array(record.target), correct=np.array(record.correct, np.float64),
+                            **({} if record.cell_grid is None else {"cell_grid": record.cell_grid.astype(np.float16)}))
     return csv_path, npz_path
 
 
@@ -84,6 +102,8 @@ def _read_npz(path: str) -> AssignmentRecord:
             cell_rgb=data["cell_rgb"].astype(np.uint8),
             tile_paths=dict(zip(data["used_rows"].tolist(), data["used_paths"].tolist())),
             target=str(data["target"]) if "target" in data.files else "",
+            cell_grid=data["cell_grid"].astype(np.float16) if "cell_grid" in data.files else None,
+            correct=float(data["correct"]) if "correct" in data.files else 0.0,
         )
 
 

@@ -2,8 +2,9 @@
 
 Every function takes and returns ndarrays; nothing here reads or writes files.
 """
-from ._color import srgb_to_lab
+from ._color import lab_to_srgb, srgb_to_lab
 from ._tile_features import DOMINANT_BINS_PER_CHANNEL, TileFeatures, compute_features
+from ._weighting import matching_vectors
 
-__all__ = ["DOMINANT_BINS_PER_CHANNEL", "TileFeatures", "compute_features", "srgb_to_lab"]
+__all__ = ["DOMINANT_BINS_PER_CHANNEL", "TileFeatures", "compute_features", "lab_to_srgb", "matching_vectors", "srgb_to_lab"]
 

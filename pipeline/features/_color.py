@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["srgb_to_lab", "srgb_to_lab_f", "lab_from_f"]
+__all__ = ["lab_from_f", "lab_to_srgb", "srgb_to_lab", "srgb_to_lab_f"]
 
 # sRGB primaries to CIE XYZ (IEC 61966-2-1), rows scaled by the D65 white point so
 # that the result is XYZ / white directly.
@@ -16,6 +16,7 @@ _RGB_TO_XYZ = np.array(
     ]
 )
 _RGB_TO_XYZ_WHITE = (_RGB_TO_XYZ / _D65_WHITE[:, None]).astype(np.float32)
+_XYZ_WHITE_TO_RGB = np.linalg.inv(_RGB_TO_XYZ / _D65_WHITE[:, None]).astype(np.float32)
 
 
 def _srgb_decode_table() -> np.ndarray:
@@ -91,3 +92,41 @@ def lab_from_f(f: np.ndarray) -> np.ndarray:
     lab = np.matmul(f, _F_TO_LAB.T.astype(f.dtype))
     lab[..., 0] -= 16.0
     return lab
+
+
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """Convert CIELAB (D65) colours back to uint8 sRGB, clipping what sRGB cannot show.
+
+    Parameters
+    ----------
+    lab : ndarray, shape (..., 3)
+
+    Returns
+    -------
+    ndarray of uint8, shape (..., 3)
+    """
+    lab = np.asarray(lab, dtype=np.float32)
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
+    xyz = f * f * f
+    # The linear toe applies to very dark values only: patch those few (as srgb_to_lab_f does).
+    dark = f <= _EPSILON ** (1 / 3)
+    if dark.any():
+        xyz[dark] = (116.0 * f[dark] - 16.0) / _KAPPA
+    linear = xyz @ _XYZ_WHITE_TO_RGB.T
+    # sRGB encoding by table on 16-bit linear levels (a power per pixel costs 3x as much); the table's
+    # steps are at most 0.05 of an output level, so rounding agrees with the formula's.
+    linear *= _LINEAR_LEVELS
+    linear += 0.5
+    np.clip(linear, 0, _LINEAR_LEVELS, out=linear)  # in place: each temporary of a large batch costs a pass
+    return np.take(_LINEAR_TO_SRGB, linear.astype(np.uint16))
+
+
+def _srgb_encode_table(levels: int) -> np.ndarray:
+    linear = np.arange(levels + 1, dtype=np.float64) / levels
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.clip(np.round(encoded * 255.0), 0, 255).astype(np.uint8)
+
+
+_LINEAR_LEVELS = 65535
+_LINEAR_TO_SRGB = _srgb_encode_table(_LINEAR_LEVELS)

@@ -46,7 +46,8 @@ def match_cells(
         The same features of each library tile.
     rule : ReuseRule, optional
         How often a tile may be used, and how near to itself (default:
-        :meth:`ReuseRule.from_config`, every cell its best tile).
+        :meth:`ReuseRule.nearest`, every cell its best tile; :func:`pipeline.make_mosaic`
+        applies the configured rule, :meth:`ReuseRule.from_config`).
     cols : int, optional
         Cells per grid row, for the rule's ``min_repeat_distance``.
     client : distributed.Client, optional
@@ -77,8 +78,9 @@ def match_cells(
     already appears too near, with its best-scoring tile that does not.
     """
     n_cells, n_tiles = len(cells), len(tiles)
-    rule = ReuseRule.from_config() if rule is None else rule
+    rule = ReuseRule.nearest() if rule is None else rule
     _require_tiles(n_tiles)
+    rule = rule.for_grid(n_cells, n_tiles)
     rule.check_fits(n_cells, n_tiles)
     if rule.min_repeat_distance and not cols:
         raise MosaicError("`min_repeat_distance` needs the grid's `cols`")

@@ -22,6 +22,11 @@ class ReuseRule:
     min_repeat_distance : int
         The same tile never appears within this many cells of itself
         (Chebyshev distance on the grid); 0: no limit.
+    max_share : float, optional
+        No tile on more than this share of the cells (0.01: 1 %), or on more than
+        the fewest uses that fill the grid from the library if that is more (see
+        :meth:`for_grid`); ``None``: no such cap. It keeps one photo from paving a
+        flat region (sky, water) as wallpaper.
 
     Raises
     ------
@@ -31,8 +36,11 @@ class ReuseRule:
 
     max_uses: int | None = None
     min_repeat_distance: int = 0
+    max_share: float | None = None
 
     def __post_init__(self) -> None:
+        if self.max_share is not None and not (isinstance(self.max_share, (int, float)) and 0 < self.max_share <= 1):
+            raise MosaicError(f"`max_share` must be a fraction of the cells above 0 and at most 1, got {self.max_share!r}")
         if self.max_uses is not None and (not isinstance(self.max_uses, int) or self.max_uses < 1):
             raise MosaicError(f"`max_uses` must be a whole number of at least 1, got {self.max_uses!r}")
         if not isinstance(self.min_repeat_distance, int) or self.min_repeat_distance < 0:
@@ -44,9 +52,27 @@ class ReuseRule:
         return cls(1, min_repeat_distance)
 
     @classmethod
+    def nearest(cls, min_repeat_distance: int = 0) -> "ReuseRule":
+        """Every cell its best tile, however often that tile is used."""
+        return cls(None, min_repeat_distance)
+
+    @classmethod
     def from_config(cls) -> "ReuseRule":
-        """The configured default: ``mosaic.make.max-uses`` and ``mosaic.make.min-repeat-distance``."""
-        return cls(config_get("make.max-uses"), config_get("make.min-repeat-distance"))
+        """The configured default: ``mosaic.make.max-uses``, ``min-repeat-distance`` and ``max-share``."""
+        return cls(config_get("make.max-uses"), config_get("make.min-repeat-distance"), config_get("make.max-share"))
+
+    def for_grid(self, n_cells: int, n_tiles: int) -> "ReuseRule":
+        """This rule with ``max_share`` turned into a number of uses for a grid of ``n_cells`` and ``n_tiles`` tiles.
+
+        The share's cap is ``floor(max_share * n_cells)``, raised to
+        ``ceil(n_cells / n_tiles)`` where the library is too small to fill the grid
+        under it, and never above ``max_uses``.
+        """
+        if self.max_share is None:
+            return self
+        share_cap = max(1, math.floor(self.max_share * n_cells), math.ceil(n_cells / max(n_tiles, 1)))
+        cap = share_cap if self.max_uses is None else min(self.max_uses, share_cap)
+        return ReuseRule(cap, self.min_repeat_distance)
 
     @property
     def is_unique(self) -> bool:
@@ -69,4 +95,4 @@ class ReuseRule:
 
     def as_dict(self) -> dict:
         """The rule as plain values, for records such as ``match.json``."""
-        return {"max_uses": self.max_uses, "min_repeat_distance": self.min_repeat_distance}
+        return {"max_uses": self.max_uses, "min_repeat_distance": self.min_repeat_distance, "max_share": self.max_share}

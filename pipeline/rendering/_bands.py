@@ -18,6 +18,7 @@ from ..cache import release_worker_caches, worker_cache
 from ..formats import BandPlace, Format, halve
 from ..photo import PhotoError, load_square_thumbnail
 from ._compose import blend_tiles, resize_tiles, tile_canvas
+from ._correct import correct_tiles
 
 __all__ = ["BandPixels", "TileBand", "release_worker_state", "render_band"]
 
@@ -133,7 +134,8 @@ class TileBand:
 
 def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.ndarray, tile_px: int, blend: float,
                 preview_px: int, output_format: Format, place: BandPlace,
-                original_paths: dict[int, str] | None = None) -> BandPixels:
+                original_paths: dict[int, str] | None = None, cell_grid: np.ndarray | None = None,
+                correct: float = 0.0) -> BandPixels:
     """Render one band of cells and encode it in the output's format (runs on a worker).
 
     Parameters
@@ -155,6 +157,8 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
         The band's rows in the image. The preview holds the cells whose top row is in the band.
     original_paths : dict of int to str, optional
         Re-read these photos (by cache row) instead of resizing the thumbnails.
+    cell_grid : ndarray, shape (r, cols, g, g, 3), optional
+        Each cell's CIELAB block means, which ``correct`` (0..1) moves its tile toward.
     """
     store = _tile_store(cache_path, stamp, tile_px, original_paths is not None)
     used, layout = np.unique(tiles, return_inverse=True)
@@ -162,9 +166,12 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
     # Threads share the thumbnails they resize: at 100 MP, each thread loading its own took a third of the bands' time.
     with store["lock"]:
         images, unreadable = _resized_tiles(store, used, tile_px, original_paths)
+    if correct > 0 or blend > 0:  # each cell its own copy of its tile, changed toward the cell
+        images, layout = images[layout.ravel()], np.arange(tiles.size).reshape(tiles.shape)
+    if correct > 0:
+        images = correct_tiles(images, cell_grid.reshape(-1, *cell_grid.shape[2:]), correct)
     if blend > 0:
-        images = blend_tiles(images[layout.ravel()], cell_rgb.reshape(-1, 3), blend)
-        layout = np.arange(tiles.size).reshape(tiles.shape)
+        images = blend_tiles(images, cell_rgb.reshape(-1, 3), blend)
     rows = tiles.shape[0] * tile_px - place.skip_rows if place.rows is None else place.rows
     first_cell, end_cell = -(-place.skip_rows // tile_px), -(-(place.skip_rows + rows) // tile_px)
     # Averaging each tile down equals averaging the band down when preview_px divides tile_px,

@@ -63,7 +63,7 @@ class RenderResult:
 
 def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, out: str | os.PathLike, client: Client, *,
                       tile_px: int, blend: float = 0.0, from_originals: bool = False, preview_width: int = 1024,
-                      progress: bool = False, band_bytes: int | None = None) -> RenderResult:
+                      progress: bool = False, band_bytes: int | None = None, correct: float | None = None) -> RenderResult:
     """Render a matched grid to ``out`` in bands on ``client``'s cluster, with bounded memory.
 
     Parameters
@@ -89,6 +89,9 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
         Report progress on stderr.
     band_bytes : int, optional
         About how many pixel bytes one band task renders (default: the format's own).
+    correct : float, optional
+        0..1: move each tile's colours toward its cell's, block by block, keeping
+        its detail (default: the record's ``correct``).
 
     Returns
     -------
@@ -100,6 +103,10 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
         raise MosaicError("`tile_px` must be at least 1")
     if not 0.0 <= blend <= 1.0:
         raise MosaicError(f"`blend` must be between 0 and 1, got {blend}")
+    correct = record.correct if correct is None else correct
+    if not 0.0 <= correct <= 1.0:
+        raise MosaicError(f"`correct` must be between 0 and 1, got {correct}")
+    cell_grid = record.correction_grid() if correct > 0 else None
     rows, cols = record.rows, record.cols
     width, height = cols * tile_px, rows * tile_px
     output_format = format_for(out)
@@ -117,7 +124,8 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
             tiles = record.tiles[first:end]
             paths = {r: record.tile_paths[r] for r in np.unique(tiles).tolist()} if from_originals else None
             yield client.submit(render_band, cache_path, stamp, tiles, record.cell_rgb[first:end],
-                                tile_px, blend, preview_px, output_format, place, paths, pure=False)
+                                tile_px, blend, preview_px, output_format, place, paths,
+                                None if cell_grid is None else cell_grid[first:end], correct, pure=False)
 
     bar = Progress("assemble", rows, "rows of cells", enabled=progress)
     previews, unreadable = [], set()
@@ -159,7 +167,7 @@ def _check_cache_matches(record: AssignmentRecord, cache_path: str) -> None:
 
 def render_mosaic(assignment: str | os.PathLike, cache_path: str | os.PathLike, out: str | os.PathLike, *,
                   tile_px: int | None = None, blend: float = 0.0, from_originals: bool = False, progress: bool = True,
-                  client: Client | None = None) -> RenderResult:
+                  client: Client | None = None, correct: float | None = None) -> RenderResult:
     """Render a mosaic again from its assignment record, without matching: ``mosaic render``.
 
     Parameters
@@ -172,6 +180,8 @@ def render_mosaic(assignment: str | os.PathLike, cache_path: str | os.PathLike, 
         The new image; see :func:`render_assignment` for the formats and other options.
     tile_px : int, optional
         Side of each tile in the output (default ``mosaic.make.tile-px``).
+    correct : float, optional
+        Colour correction 0..1 (default: the one the mosaic was made with).
     client : distributed.Client, optional
         Run on this client's cluster (default: dask's current client, else a
         LocalCluster of threads in this process; see :func:`pipeline.cluster.stage_client`).
@@ -181,4 +191,4 @@ def render_mosaic(assignment: str | os.PathLike, cache_path: str | os.PathLike, 
     check_not_precious(out, os.fspath(assignment), os.fspath(cache_path), record.target)
     with stage_client(client, assembly=True, announce=progress) as dask:
         return render_assignment(record, cache_path, out, dask, tile_px=or_config(tile_px, "make.tile-px"), blend=blend,
-                                 from_originals=from_originals, progress=progress)
+                                 from_originals=from_originals, progress=progress, correct=correct)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.features import srgb_to_lab
+from pipeline.features import lab_to_srgb, srgb_to_lab
 
 # Reference values from the CIE formulas (D65), as published by e.g. Bruce Lindbloom's calculator.
 REFERENCE = [
@@ -28,3 +28,16 @@ def test_float_input_agrees_with_uint8():
 def test_rejects_wrong_shape():
     with pytest.raises(ValueError, match="length 3"):
         srgb_to_lab(np.zeros((4, 4), np.uint8))
+
+
+def test_lab_to_srgb_inverts_srgb_to_lab_on_every_level_of_each_channel():
+    levels = np.arange(0, 256, 3, dtype=np.uint8)
+    rgb = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
+    np.testing.assert_array_equal(lab_to_srgb(srgb_to_lab(rgb)), rgb)
+
+
+def test_lab_to_srgb_clips_colours_srgb_cannot_show():
+    out = lab_to_srgb(np.array([[100.0, 0.0, 0.0], [50.0, 120.0, 0.0], [-5.0, 0.0, 0.0]]))
+    assert out.dtype == np.uint8
+    assert out[0].tolist() == [255, 255, 255] and out[2].tolist() == [0, 0, 0]
+    assert out[1, 0] == 255 and out[1, 1] == 0  # as red as sRGB goes

@@ -15,9 +15,24 @@ def test_rules_are_validated_once_with_the_parameter_named():
 
 
 def test_the_default_rule_comes_from_the_configuration():
-    assert ReuseRule.from_config() == ReuseRule()
-    with dask.config.set({"mosaic.make.max-uses": 4, "mosaic.make.min-repeat-distance": 2}):
-        assert ReuseRule.from_config() == ReuseRule(4, 2)
+    # The default spreads: no tile on more than 1 % of the cells, nor within 2 cells of itself.
+    assert ReuseRule.from_config() == ReuseRule(None, 2, 0.01)
+    with dask.config.set({"mosaic.make.max-uses": 4, "mosaic.make.min-repeat-distance": 3, "mosaic.make.max-share": None}):
+        assert ReuseRule.from_config() == ReuseRule(4, 3)
+
+
+def test_a_share_cap_becomes_a_number_of_uses_for_the_grid():
+    rule = ReuseRule(None, 2, 0.01)
+    assert rule.for_grid(4800, 12288) == ReuseRule(48, 2)
+    # A library too small to fill the grid under the share: the fewest uses that fill it.
+    assert rule.for_grid(4800, 20).max_uses == 240
+    # Fewer than 100 cells: still at least one use.
+    assert rule.for_grid(50, 1000).max_uses == 1
+    # A fixed max_uses below the share's cap wins; a rule without a share is left alone.
+    assert ReuseRule(10, 0, 0.01).for_grid(4800, 12288).max_uses == 10
+    assert ReuseRule.nearest().for_grid(4800, 10) == ReuseRule()
+    with pytest.raises(MosaicError, match="`max_share` must be a fraction"):
+        ReuseRule(None, 0, 1.5)
 
 
 def test_a_rule_that_cannot_fill_the_grid_says_what_would_work():

@@ -16,12 +16,12 @@ from PIL import Image
 
 from distributed import Client, LocalCluster
 
-from pipeline import MosaicError, TileCache, index_library, make_mosaic, read_assignment, render_mosaic
+from pipeline import MosaicError, ReuseRule, TileCache, index_library, make_mosaic, read_assignment, render_mosaic
 from pipeline.formats import format_for, halve
 from pipeline.formats.jpeg import QUALITY
 from pipeline.formats.tiff import pyramid_sizes
 from pipeline.photo import load_square_thumbnail
-from pipeline.rendering import render_assignment, resize_tiles, tile_canvas
+from pipeline.rendering import correct_tiles, render_assignment, resize_tiles, tile_canvas
 from support.browser import open_page
 from support.deep_zoom import read_level
 
@@ -32,15 +32,22 @@ MOSAIC = [sys.executable, "-m", "pipeline"]
 def made(small_library, tmp_path, client, demo_target):
     cache = tmp_path / "tiles.h5"
     index_library(small_library, cache, client=client, progress=False)
-    summary = make_mosaic(demo_target, cache, tmp_path / "mosaic.png", cols=20, tile_px=16, report=False, client=client,
-                          progress=False)
+    # The nearest rule: the pyramid tests' JPEG tolerance (< 5 per strip, rows out of place ~30) is set on its
+    # mosaic; the default rule's many more distinct tiles give JPEG more edges to lose (5.7 in one strip).
+    summary = make_mosaic(demo_target, cache, tmp_path / "mosaic.png", cols=20, tile_px=16, rule=ReuseRule.nearest(),
+                          report=False, client=client, progress=False)
     return summary, cache
 
 
 def _expected(record, cache, tile_px):
     with TileCache.open(cache) as c:
         used, layout = np.unique(record.tiles, return_inverse=True)
-        return tile_canvas(resize_tiles(c.thumbnails(used), tile_px), layout.reshape(record.tiles.shape))
+        images = resize_tiles(c.thumbnails(used), tile_px)
+    if record.correct:  # every cell its tile moved toward the cell's colours, as the record says
+        grid = record.correction_grid()
+        images = correct_tiles(images[layout.ravel()], grid.reshape(-1, *grid.shape[2:]), record.correct)
+        layout = np.arange(record.tiles.size)
+    return tile_canvas(images, layout.reshape(record.tiles.shape))
 
 
 def test_make_writes_the_tiles_it_recorded(made):
@@ -136,8 +143,9 @@ def test_from_originals_rereads_photos_and_falls_back_when_one_is_gone(made, cli
     record = read_assignment(summary.assignment_npz)
     gone_row = int(record.tiles[0, 0])
     os.unlink(record.tile_paths[gone_row])
+    # correct=0: the photos' own pixels, uncorrected, are what this compares.
     result = render_mosaic(summary.assignment_npz, cache, tmp_path / "sharp.png", tile_px=96, from_originals=True,
-                           client=client, progress=False)
+                           correct=0.0, client=client, progress=False)
     assert result.fallbacks == 1
     image = np.asarray(Image.open(tmp_path / "sharp.png"))
     r, c = np.argwhere(record.tiles != gone_row)[0]
