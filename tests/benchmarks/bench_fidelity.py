@@ -48,7 +48,7 @@ from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
-from pipeline import ReuseRule, make_mosaic
+from pipeline import ReuseRule, make_mosaic, render_mosaic
 from pipeline.cluster import open_cluster
 
 SAMPLES_PER_CELL = 4
@@ -179,6 +179,75 @@ def score_target(path: str, cols: int, args, work: str, client, phomo: Phomo | N
     return scores
 
 
+def tile_ssim(original: np.ndarray, changed: np.ndarray) -> float:
+    """Mean SSIM of CIELAB lightness, tile by tile, of a changed mosaic against the untouched one: how much of each photo is kept."""
+    side = TILE_PX
+    rows, cols = original.shape[0] // side, original.shape[1] // side
+    l_original, l_changed = rgb2lab(original)[..., 0], rgb2lab(changed)[..., 0]
+    return float(np.mean([structural_similarity(l_original[r * side:(r + 1) * side, c * side:(c + 1) * side],
+                                                l_changed[r * side:(r + 1) * side, c * side:(c + 1) * side], data_range=100.0)
+                          for r in range(rows) for c in range(cols)]))
+
+
+def correct_against_blend(paths: list[str], cols: int, cache: str, work: str, client) -> None:
+    """At the same colour gain, how much of each tile --correct keeps against --blend (tile SSIM vs the untouched mosaic)."""
+    strengths, alphas = (0.3, 0.5, 1.0), np.round(np.arange(0.0, 0.95, 0.05), 2)
+    rows_out = []
+    for path in paths:
+        name = os.path.splitext(os.path.basename(path))[0]
+        target, rows = prepared_target(path, cols)
+        target_path = os.path.join(work, f"{name}.cvb.png")
+        target.save(target_path)
+        plain = os.path.join(work, f"{name}.plain.png")
+        summary = make_mosaic(target_path, cache, plain, cols=cols, rows=rows, tile_px=TILE_PX, correct=0.0, report=False,
+                              progress=False, client=client)
+        original = np.asarray(Image.open(plain).convert("RGB"))
+        base = fidelity(target, Image.fromarray(original), cols, rows)[0]
+
+        def judged(**change) -> tuple[float, float]:
+            out = os.path.join(work, f"{name}.changed.png")
+            render_mosaic(summary.assignment_npz, cache, out, tile_px=TILE_PX, progress=False, client=client, **change)
+            changed = np.asarray(Image.open(out).convert("RGB"))
+            return base - fidelity(target, Image.fromarray(changed), cols, rows)[0], tile_ssim(original, changed)
+
+        blends = [judged(blend=float(a), correct=0.0) for a in alphas]
+        for strength in strengths:
+            gain, kept = judged(correct=strength)
+            # The blend with the same CIEDE2000 gain, interpolated between the alphas tried.
+            gains, ssims = np.array([g for g, _ in blends]), np.array([k for _, k in blends])
+            kept_by_blend = _at_gain(gain, gains, ssims)
+            rows_out.append((name, strength, gain, kept, kept_by_blend))
+            print(f"{name}: --correct {strength}: CIEDE2000 gain {gain:.2f}, tile SSIM kept {kept:.3f}; "
+                  f"--blend at the same gain keeps {_kept(kept_by_blend)}", flush=True)
+    print("\n--correct against --blend at the same CIEDE2000 gain: median over targets")
+    for strength in strengths:
+        mine = [r for r in rows_out if r[1] == strength]
+        blend_kept = [r[4] for r in mine if not np.isnan(r[4])]
+        print(f"  --correct {strength}: gain {np.median([r[2] for r in mine]):.2f}, tile SSIM {np.median([r[3] for r in mine]):.3f}; "
+              f"--blend {_kept(np.median(blend_kept)) if blend_kept else _kept(float('nan'))} "
+              f"(on {len(blend_kept)} of {len(mine)} targets a blend up to {alphas[-1]} gains as much)")
+
+
+def _at_gain(gain: float, gains: np.ndarray, ssims: np.ndarray) -> float:
+    """The tile SSIM of the weakest blend that gains ``gain``, interpolated from the one before it; NaN if none does.
+
+    Blend's gain need not grow with alpha (flat cells lose the target's structure inside
+    a cell), so this is the first alpha that reaches the gain, not an interpolation over all.
+    """
+    reached = np.flatnonzero(gains >= gain)
+    if not len(reached):
+        return float("nan")
+    k = int(reached[0])
+    if k == 0:
+        return float(ssims[0])
+    t = (gain - gains[k - 1]) / (gains[k] - gains[k - 1])
+    return float(ssims[k - 1] + t * (ssims[k] - ssims[k - 1]))
+
+
+def _kept(ssim: float) -> str:
+    return f"{ssim:.3f}" if not np.isnan(ssim) else "- (no blend tried gains as much)"
+
+
 def print_table(title: str, results: dict[str, dict[str, Score]]) -> None:
     labels = list(next(iter(results.values())))
     print(f"\n{title}: median over {len(results)} targets")
@@ -213,6 +282,8 @@ def main() -> None:
                         help="NAME:key=value,...: also run ours under these mosaic.* settings")
     parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
                         help="run metapixel (and phomo, with --pool); --no-peers: ours and its variants alone, for tuning")
+    parser.add_argument("--correct-vs-blend", action="store_true",
+                        help="instead: at the same CIEDE2000 gain, the tile SSIM kept by --correct and by --blend")
     parser.add_argument("--save", help="keep every picture here (for docs/)")
     args = parser.parse_args()
     if shutil.which("metapixel") is None:
@@ -220,6 +291,10 @@ def main() -> None:
     if args.save:
         os.makedirs(args.save, exist_ok=True)
     paths = [p for p in sorted(glob.glob(os.path.join(args.targets, "*.jpg"))) if not args.only or args.only in p]
+    if args.correct_vs_blend:
+        with tempfile.TemporaryDirectory() as work, open_cluster(announce=False) as client:
+            correct_against_blend(paths, args.cols, args.cache, work, client)
+        return
     phomo = Phomo(args.pool) if args.pool else None
     tables: dict[int, dict[str, dict[str, Score]]] = {args.cols: {}, **({args.phomo_cols: {}} if phomo else {})}
     with tempfile.TemporaryDirectory() as work, open_cluster(announce=False) as client:
