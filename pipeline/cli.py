@@ -105,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"thumbnail side in px for a new cache (default: mosaic.index.tile-size, {config_get('index.tile-size')})")
     index.add_argument("--grid", type=_positive_int,
                        help=f"feature grid per side for a new cache (default: mosaic.index.grid, {config_get('index.grid')})")
+    index.add_argument("--crop", choices=["centre", "smart"],
+                       help="where each photo's square is cut along its long side, for a new cache: centre, or smart "
+                            f"(the window holding the subject) (default: mosaic.index.crop, {config_get('index.crop')})")
     index.add_argument("--batch-size", type=_positive_int, help="files per Dask task (default: mosaic.index.batch-size, or automatic)")
     index.add_argument("--min-size", type=_positive_int, metavar="PX",
                        help="skip photos whose shorter side is below PX as too-small; longer ones, panoramas included, "
@@ -193,7 +196,8 @@ def _run(args: argparse.Namespace) -> int:
         summary = run_demo(args.out_dir, **quiet)
         print(f"demo mosaic: {os.path.abspath(summary.output)}\n{summary}")
     elif args.command == "index":
-        print(index_library(args.library, args.cache, tile_size=args.tile_size, grid=args.grid, batch_size=args.batch_size,
+        print(index_library(args.library, args.cache, tile_size=args.tile_size, grid=args.grid, crop=args.crop,
+                            batch_size=args.batch_size,
                             min_size=args.min_size, max_pixels=args.max_pixels, prune=args.prune, **quiet))
     elif args.command == "make":
         print(make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows, tile_px=args.tile_px,

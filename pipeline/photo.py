@@ -18,6 +18,7 @@ import simplejpeg
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .config import config_get
+from .features import ANALYSIS_SIDE, CROP_MODES, salient_square_offset
 
 __all__ = [
     "BACKGROUND_RGB",
@@ -87,6 +88,20 @@ def square_box(width: int, height: int) -> tuple[int, int, int, int]:
     left = (width - side) // 2
     top = (height - side) // 2
     return (left, top, left + side, top + side)
+
+
+def _crop_box(image: Image.Image, crop: str) -> tuple[int, int, int, int]:
+    """The square crop box of ``image``: centred, or (``smart``) over its most salient window."""
+    if crop == "centre":
+        return square_box(*image.size)
+    width, height = image.size
+    side, slack = min(width, height), abs(width - height)
+    if slack == 0:
+        return (0, 0, side, side)
+    scale = ANALYSIS_SIDE / side
+    small = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX)
+    start = round(salient_square_offset(np.asarray(small.convert("L"))) * slack)
+    return (start, 0, start + side, side) if width > height else (0, start, side, start + side)
 
 
 def read_photo(path: str) -> bytes:
@@ -281,22 +296,23 @@ def _decode_upright_srgb(data: bytes, min_side: int, max_pixels: int, min_size: 
         raise PhotoError("corrupt", f"{type(exc).__name__}: {exc}") from None
 
 
-def _finish(image: Image.Image, icc: bytes | None, size: int | None = None) -> np.ndarray:
-    """To sRGB RGB, and to a ``size`` px centre square when given."""
+def _finish(image: Image.Image, icc: bytes | None, size: int | None = None, crop: str = "centre") -> np.ndarray:
+    """To sRGB RGB, and to a ``size`` px square (cut as ``crop`` says) when given."""
     try:
         if size is not None:
             if image.mode not in ("RGB", "L", "CMYK"):
                 image = _to_rgb(image)  # alpha and wide modes before resampling
             # resize(box=...) crops and scales in one pass; reducing_gap lets Pillow
             # box-reduce first, which is much cheaper for big sources at no visible cost.
-            image = image.resize((size, size), Image.Resampling.BICUBIC, box=square_box(*image.size), reducing_gap=3.0)
+            image = image.resize((size, size), Image.Resampling.BICUBIC, box=_crop_box(image, crop), reducing_gap=3.0)
         return np.asarray(_with_profile(image, icc))
     except (ValueError, OSError) as exc:  # a mode Pillow cannot turn into RGB (e.g. LAB TIFF)
         raise PhotoError("unsupported", f"{image.mode} pixels: {exc}") from None
 
 
-def decode_square_thumbnail(data: bytes, size: int, *, max_pixels: int | None = None, min_size: int = 1) -> np.ndarray:
-    """Decode a photo's bytes, centre-crop to a square and shrink to ``size`` px.
+def decode_square_thumbnail(data: bytes, size: int, *, max_pixels: int | None = None, min_size: int = 1,
+                            crop: str = "centre") -> np.ndarray:
+    """Decode a photo's bytes, crop to a square and shrink to ``size`` px.
 
     Parameters
     ----------
@@ -310,6 +326,10 @@ def decode_square_thumbnail(data: bytes, size: int, *, max_pixels: int | None = 
         ``mosaic.index.max-pixels``.
     min_size : int, optional
         Refuse (``too-small``) a photo whose shorter side is below this many pixels.
+    crop : {"centre", "smart"}
+        Where the square is cut along the long side: the middle, or the window
+        with the most edge energy (the subject), a near tie staying centred
+        (:func:`pipeline.features.salient_square_offset`).
 
     Returns
     -------
@@ -322,13 +342,16 @@ def decode_square_thumbnail(data: bytes, size: int, *, max_pixels: int | None = 
         ``reason`` is one of ``not-an-image``, ``truncated``, ``corrupt``, ``too-large``,
         ``too-small``, ``unsupported``.
     """
+    if crop not in CROP_MODES:
+        raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
     image, icc = _decode_upright_srgb(data, size, max_pixels or config_get("index.max-pixels"), min_size)
-    return _finish(image, icc, size)
+    return _finish(image, icc, size, crop)
 
 
-def load_square_thumbnail(path: str, size: int, *, max_pixels: int | None = None, min_size: int = 1) -> np.ndarray:
+def load_square_thumbnail(path: str, size: int, *, max_pixels: int | None = None, min_size: int = 1,
+                          crop: str = "centre") -> np.ndarray:
     """Read a photo and make its square thumbnail: :func:`read_photo` then :func:`decode_square_thumbnail`."""
-    return decode_square_thumbnail(read_photo(path), size, max_pixels=max_pixels, min_size=min_size)
+    return decode_square_thumbnail(read_photo(path), size, max_pixels=max_pixels, min_size=min_size, crop=crop)
 
 
 def load_rgb(path: str, min_side: int, *, max_pixels: int | None = None) -> np.ndarray:

@@ -69,9 +69,11 @@ def read_attr_json(node: h5py.HLObject, name: str):
     return json.loads(raw.decode() if isinstance(raw, bytes) else bytes(raw).decode())
 
 
-def create_layout(file: h5py.File, tile_size: int, grid: int) -> None:
+def create_layout(file: h5py.File, tile_size: int, grid: int, crop: str = "centre") -> None:
     """Write the attributes and the empty, appendable datasets of a new cache."""
-    file.attrs.update(schema_version=SCHEMA_VERSION, tile_size=tile_size, grid=grid)
+    # crop: where each photo's square was cut; a cache without it (older) was cut at the centre. Fixed-length
+    # bytes: a variable-length string lives in the global heap, which a kill can leave behind its pointer.
+    file.attrs.update(schema_version=SCHEMA_VERSION, tile_size=tile_size, grid=grid, crop=np.bytes_(crop.encode()))
     write_attr_json(file, "feature_definitions", FEATURE_DEFINITIONS)
     write_attr_json(file, "roots", [])
     groups = {name: file.create_group(name) for name in GROUPS}

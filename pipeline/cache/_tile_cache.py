@@ -75,7 +75,7 @@ class TileCache:
 
     # -- opening ---------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike, tile_size: int, grid: int) -> "TileCache":
+    def create(cls, path: str | os.PathLike, tile_size: int, grid: int, crop: str = "centre") -> "TileCache":
         """Create a new, empty cache file (refusing to overwrite one).
 
         The skeleton is written under a hidden temporary name in the same folder and
@@ -89,7 +89,7 @@ class TileCache:
                 # Freed file space is never reused: a writer killed mid-batch cannot have
                 # written new data over space that the file on disk still points to.
                 with h5py.File(temporary, "w-", fs_strategy="none") as file:
-                    _schema.create_layout(file, tile_size, grid)
+                    _schema.create_layout(file, tile_size, grid, crop)
                 os.link(temporary, path)  # unlike rename, never replaces a cache made meanwhile
         except FileExistsError:
             raise CacheError(f"cannot create cache {path}: a file of that name exists") from None
@@ -143,6 +143,12 @@ class TileCache:
     @property
     def grid(self) -> int:
         return int(self._file.attrs["grid"])
+
+    @property
+    def crop(self) -> str:
+        """Where each photo's square was cut: ``centre`` or ``smart`` (caches before the attribute: ``centre``)."""
+        crop = self._file.attrs.get("crop", b"centre")
+        return crop.decode() if isinstance(crop, bytes) else str(crop)
 
     @property
     def roots(self) -> list[str]:

@@ -44,18 +44,18 @@ def batches_of(files: Iterable[FileEntry], size: int | None, threads: int) -> It
 
 
 def _index_partition(partition: list[list[FileEntry]], tile_size: int, grid: int, min_size: int,
-                     max_pixels: int) -> list[IndexedBatch]:
-    return [index_batch(files, tile_size, grid, min_size=min_size, max_pixels=max_pixels) for files in partition]
+                     max_pixels: int, crop: str) -> list[IndexedBatch]:
+    return [index_batch(files, tile_size, grid, min_size=min_size, max_pixels=max_pixels, crop=crop) for files in partition]
 
 
 def _records_partition(partition: list[list[FileEntry]], tile_size: int, grid: int, min_size: int,
-                       max_pixels: int) -> list[dict]:
-    return [record for batch in _index_partition(partition, tile_size, grid, min_size, max_pixels)
+                       max_pixels: int, crop: str) -> list[dict]:
+    return [record for batch in _index_partition(partition, tile_size, grid, min_size, max_pixels, crop)
             for record in photo_records(batch)]
 
 
 def _bag_of_batches(batches: Sequence[list[FileEntry]], make_partition, prefix: str, tile_size: int, grid: int,
-                    min_size: int | None, max_pixels: int | None) -> db.Bag:
+                    min_size: int | None, max_pixels: int | None, crop: str | None) -> db.Bag:
     """A bag whose every partition is one task: ``make_partition`` of one batch, the batch in the task itself.
 
     Built as one layer, not from_sequence then map_partitions: dask no longer fuses a
@@ -63,7 +63,7 @@ def _bag_of_batches(batches: Sequence[list[FileEntry]], make_partition, prefix: 
     Each call gets fresh keys, so a bag computed again never meets the last one's
     results while they are being released.
     """
-    options = (or_config(min_size, "index.min-size"), or_config(max_pixels, "index.max-pixels"))
+    options = (or_config(min_size, "index.min-size"), or_config(max_pixels, "index.max-pixels"), or_config(crop, "index.crop"))
     name = f"{prefix}-{uuid.uuid4().hex}"
     # quote: the batch is data, not tasks, so dask need not walk its thousands of entries (0.5 s a wave).
     graph = {(name, i): (make_partition, quote([files]), tile_size, grid, *options) for i, files in enumerate(batches)}
@@ -73,13 +73,13 @@ def _bag_of_batches(batches: Sequence[list[FileEntry]], make_partition, prefix: 
 
 
 def batch_bag(batches: Sequence[list[FileEntry]], tile_size: int, grid: int, *, min_size: int | None = None,
-              max_pixels: int | None = None) -> db.Bag:
+              max_pixels: int | None = None, crop: str | None = None) -> db.Bag:
     """A bag with a partition (a task) per batch of files; each partition is ``[IndexedBatch]``.
 
     The options default to the ``mosaic.index`` settings, resolved here, so
     workers with other settings make the same tiles. Its tasks are named ``index-batch``.
     """
-    return _bag_of_batches(batches, _index_partition, "index-batch", tile_size, grid, min_size, max_pixels)
+    return _bag_of_batches(batches, _index_partition, "index-batch", tile_size, grid, min_size, max_pixels, crop)
 
 
 def photo_records(batch: IndexedBatch) -> list[dict]:
@@ -104,7 +104,7 @@ def photo_records(batch: IndexedBatch) -> list[dict]:
 
 def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: int | None = None,
              min_size: int | None = None, max_pixels: int | None = None, batch_size: int | None = None,
-             threads: int | None = None) -> db.Bag:
+             threads: int | None = None, crop: str | None = None) -> db.Bag:
     """A lazy Dask bag of every photo below ``library``, made into a tile: per-photo records to compose.
 
     The library is scanned now (paths and stat keys only); nothing is decoded until
@@ -126,6 +126,8 @@ def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: 
         partitions per thread for a small library, 256 files for a big one).
     threads : int, optional
         Worker threads the partitions are sized for (default: this machine's cores).
+    crop : {"centre", "smart"}, optional
+        Where each photo's square is cut (default ``mosaic.index.crop``).
 
     Returns
     -------
@@ -142,4 +144,4 @@ def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: 
     files = scan_library(library)
     batches = list(batches_of(files, batch_size or config_get("index.batch-size"), threads or os.cpu_count() or 1))
     return _bag_of_batches(batches, _records_partition, "photo-records", or_config(tile_size, "index.tile-size"),
-                           or_config(grid, "index.grid"), min_size, max_pixels)
+                           or_config(grid, "index.grid"), min_size, max_pixels, crop)

@@ -46,7 +46,7 @@ def _looks_like_photo(path: str) -> bool:
 
 
 def index_batch(files: Sequence[FileEntry], tile_size: int, grid: int, *, min_size: int | None = None,
-                max_pixels: int | None = None) -> IndexedBatch:
+                max_pixels: int | None = None, crop: str = "centre") -> IndexedBatch:
     """Make tiles and features of a batch of files (runs inside a Dask task).
 
     Each file is read once; its bytes are hashed (xxh3-128, to find copies of one photo
@@ -64,6 +64,8 @@ def index_batch(files: Sequence[FileEntry], tile_size: int, grid: int, *, min_si
     max_pixels : int, optional
         Decodes larger than this are failures (``too-large``); default
         ``mosaic.index.max-pixels``.
+    crop : {"centre", "smart"}
+        Where each photo's square is cut (:func:`pipeline.photo.decode_square_thumbnail`).
 
     Returns
     -------
@@ -82,7 +84,8 @@ def index_batch(files: Sequence[FileEntry], tile_size: int, grid: int, *, min_si
         with caught_stderr() as caught:
             try:
                 data = read_photo(entry.path)
-                thumbnails[len(tiles)] = decode_square_thumbnail(data, tile_size, max_pixels=max_pixels, min_size=min_size)
+                thumbnails[len(tiles)] = decode_square_thumbnail(data, tile_size, max_pixels=max_pixels, min_size=min_size,
+                                                                  crop=crop)
                 digests.append(xxhash.xxh3_128_digest(data))
                 tiles.append(entry)
             except PhotoError as exc:

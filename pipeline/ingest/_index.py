@@ -24,6 +24,7 @@ from ..cache import TileCache, prune_cache
 from ..cluster import stage_client
 from ..config import or_config
 from ..errors import MosaicError
+from ..features import CROP_MODES
 from ..progress import Progress
 from ._bag import batch_bag, batches_of
 from ._scan import FileEntry, scan_library
@@ -73,11 +74,13 @@ class IndexSummary:
         )
 
 
-def _open_or_create(cache_path: str, tile_size: int | None, grid: int | None) -> TileCache:
+def _open_or_create(cache_path: str, tile_size: int | None, grid: int | None, crop: str | None) -> TileCache:
     if not os.path.exists(cache_path):
-        return TileCache.create(cache_path, or_config(tile_size, "index.tile-size"), or_config(grid, "index.grid"))
+        return TileCache.create(cache_path, or_config(tile_size, "index.tile-size"), or_config(grid, "index.grid"),
+                                or_config(crop, "index.crop"))
     cache = TileCache.open(cache_path, "r+")
-    for name, asked, has in (("tile size", tile_size, cache.tile_size), ("feature grid", grid, cache.grid)):
+    for name, asked, has in (("tile size", tile_size, cache.tile_size), ("feature grid", grid, cache.grid),
+                             ("crop", crop, cache.crop)):
         if asked is not None and asked != has:
             cache.close()
             raise MosaicError(f"{cache_path} was built with {name} {has}, not {asked}; use another cache file")
@@ -104,6 +107,7 @@ def index_library(
     batch_size: int | None = None,
     min_size: int | None = None,
     max_pixels: int | None = None,
+    crop: str | None = None,
     prune: bool = False,
     progress: bool = True,
     client: Client | None = None,
@@ -125,17 +129,21 @@ def index_library(
         HDF5 tile cache; created if missing.
     tile_size, grid : int, optional
         Thumbnail side and feature grid of a new cache (defaults: the
-        ``mosaic.index`` settings, 64 and 3); for an existing cache they must
+        ``mosaic.index`` settings, 64 and 4); for an existing cache they must
         match or be left out.
     batch_size : int, optional
         Files per Dask task (default: ``mosaic.index.batch-size``, or about four
         tasks per worker thread for a small library, 256 for a big one).
     min_size : int, optional
         Photos whose shorter side is below this many pixels are skipped as ``too-small``
-        (default ``mosaic.index.min-size``). Longer photos are centre-cropped to a square.
+        (default ``mosaic.index.min-size``). Longer photos are cropped to a square (``crop``).
     max_pixels : int, optional
         Files whose decode would exceed this many pixels are skipped as ``too-large``
         (default ``mosaic.index.max-pixels``); JPEGs count their reduced-scale decode.
+    crop : {"centre", "smart"}, optional
+        Where each photo's square is cut along its long side, for a new cache (default
+        ``mosaic.index.crop``): the middle, or the window holding the subject (most edge
+        energy, a near tie staying centred). An existing cache keeps its own.
     prune : bool
         Afterwards, remove the tiles, aliases and failures of files below ``library``
         that this scan did not find, and tiles whose file no longer decodes.
@@ -154,10 +162,13 @@ def index_library(
     cache_path = os.fspath(cache_path)
     if not os.path.isdir(library):
         raise MosaicError(f"library folder not found: {library}")
+    if crop is not None and crop not in CROP_MODES:
+        raise MosaicError(f"`crop` must be one of {', '.join(CROP_MODES)}, got {crop!r}")
     options = {"min_size": or_config(min_size, "index.min-size"), "max_pixels": or_config(max_pixels, "index.max-pixels")}
     summary = IndexSummary(cache=cache_path)
     seen: set[str] | None = set() if prune else None
-    with _open_or_create(cache_path, tile_size, grid) as cache:
+    with _open_or_create(cache_path, tile_size, grid, crop) as cache:
+        options["crop"] = cache.crop
         writer = CacheWriter(cache)
         problems = []
         todo = _to_index(scan_library(library, problems), writer, summary, seen)

@@ -80,7 +80,7 @@ def _fresh_tiles(cache, rows: np.ndarray, tile_px: int, original_paths: dict[int
     tiles, unreadable = resize_tiles(cache.thumbnails(rows), tile_px), []
     for i, row in enumerate(rows.tolist()) if original_paths is not None else ():
         try:
-            tiles[i] = load_square_thumbnail(original_paths[row], tile_px)
+            tiles[i] = load_square_thumbnail(original_paths[row], tile_px, crop=cache.crop)  # cut as the cache's were
         except PhotoError:
             unreadable.append(row)  # the cached thumbnail, resized, stands in
     return tiles, unreadable

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import MosaicError, ReuseRule, TileCache, index_library, make_mosaic
+from pipeline import MosaicError, ReuseRule, TileCache, index_library, make_mosaic, read_assignment, render_mosaic
 from pipeline.ingest import FileEntry, index_batch
 from pipeline.photo import load_square_thumbnail
 
@@ -215,3 +215,38 @@ def test_a_lower_min_size_takes_effect_on_unchanged_files(tmp_path, client, demo
     assert lower.added == 1 and not lower.failures
     with TileCache.open(tmp_path / "c.h5") as cache:
         assert len(cache) == 2 and cache.failures() == []
+
+
+def test_a_smart_crop_cache_cuts_each_photo_around_its_subject_and_keeps_to_it(tmp_path, client, demo_photos):
+    # Wide frames: a real photo at one end, a plain sky at the other; the centre square would be mostly sky.
+    library = tmp_path / "wide"
+    library.mkdir()
+    subjects = []
+    for i, photo in enumerate(demo_photos[:6]):
+        with Image.open(photo) as image:
+            subject = np.asarray(image.convert("RGB").resize((96, 96)))
+        sky = np.full((96, 192, 3), (90, 140, 200), np.uint8)
+        Image.fromarray(np.concatenate([subject, sky] if i % 2 else [sky, subject], axis=1)).save(library / f"{i}.png")
+        subjects.append(subject)
+    smart, centre = tmp_path / "smart.h5", tmp_path / "centre.h5"
+    index_library(library, smart, tile_size=16, crop="smart", client=client, progress=False)
+    index_library(library, centre, tile_size=16, client=client, progress=False)
+    sky = np.array([90, 140, 200])
+    with TileCache.open(smart) as s, TileCache.open(centre) as c:
+        assert (s.crop, c.crop) == ("smart", "centre")
+        assert [os.path.basename(p) for p in s.paths()] == [os.path.basename(p) for p in c.paths()]
+        smart_sky = [np.abs(t.astype(int) - sky).mean() for t in s.thumbnails(np.arange(6))]
+        centre_sky = [np.abs(t.astype(int) - sky).mean() for t in c.thumbnails(np.arange(6))]
+    assert min(smart_sky) > 2 * max(centre_sky), (smart_sky, centre_sky)  # every smart tile is the photo, not sky
+    with pytest.raises(MosaicError, match="was built with crop smart, not centre"):
+        index_library(library, smart, crop="centre", client=client, progress=False)
+    # Re-reading the originals cuts them as the cache did.
+    made = make_mosaic(demo_photos[0], smart, tmp_path / "m.png", cols=3, rows=2, tile_px=16, correct=0.0,
+                       rule=ReuseRule.unique(), report=False, client=client, progress=False)
+    record = read_assignment(made.assignment_npz)
+    render_mosaic(made.assignment_npz, smart, tmp_path / "sharp.png", tile_px=24, from_originals=True, client=client,
+                  progress=False)
+    sharp = np.asarray(Image.open(tmp_path / "sharp.png"))
+    for (r, c), row in np.ndenumerate(record.tiles):
+        expected = load_square_thumbnail(record.tile_paths[int(row)], 24, crop="smart")
+        np.testing.assert_array_equal(sharp[r * 24:(r + 1) * 24, c * 24:(c + 1) * 24], expected)
