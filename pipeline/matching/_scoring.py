@@ -1,9 +1,10 @@
 """Pair costs between target cells and library tiles, and the KD-tree keys that bound them from below.
 
-Structure-aware scoring compares the 3x3 CIELAB grids of a cell and a tile, so a
-tile's light and dark parts fall where the cell's do: the cost is the root mean
-square CIE76 difference of corresponding blocks (27 numbers a pair, about 40 ns).
-KD-trees cannot index 27 dimensions well, so candidates are found on 9-number keys
+Structure-aware scoring compares the CIELAB grids of a cell and a tile (4x4 by
+default, L* weighted: :func:`pipeline.features.matching_vectors`), so a tile's
+light and dark parts fall where the cell's do: the cost is the root mean square
+difference of corresponding blocks (48 numbers a pair at 4x4).
+KD-trees cannot index 48 dimensions well, so candidates are found on 9-number keys
 (:func:`grid_keys`): the grid's projection to 8 axes (the mean colour, then the
 grid's five main ways of varying), plus the length of what the projection leaves
 out. Their distance is never above the cost. A search on the keys therefore never

@@ -14,6 +14,8 @@ from ..features import lab_to_srgb, srgb_to_lab
 
 __all__ = ["correct_tiles"]
 
+_CHUNK_PIXELS = 1 << 21
+
 
 def _smooth_upsample_matrix(side: int, grid: int) -> np.ndarray:
     """(side, grid) weights that interpolate ``grid`` block values linearly between block centres, flat beyond the outer ones."""
@@ -83,15 +85,21 @@ def correct_tiles(tiles: np.ndarray, cell_grids: np.ndarray, strength: float) ->
         return tiles
     side = tiles.shape[1]
     grid = cell_grids.shape[1]
-    block_rgb = _block_means(tiles.astype(np.float32), grid)  # sRGB levels, 0..255
-    block_lab = srgb_to_lab(block_rgb / 255.0)
-    moved = block_lab + strength * (np.asarray(cell_grids, np.float32) - block_lab)
-    shift = lab_to_srgb(moved).astype(np.float32) - block_rgb
     weights = _field_weights(side, grid)
-    # weights @ shift @ weights.T for every tile and channel, as two batched products (einsum: 6x slower).
-    field = np.matmul(weights, np.matmul(weights, shift.transpose(0, 3, 1, 2)).transpose(0, 1, 3, 2))
-    out = field.transpose(0, 3, 2, 1)
-    out += tiles
-    out += 0.5
-    np.clip(out, 0, 255, out=out)
-    return out.astype(np.uint8)
+    out = np.empty_like(tiles)
+    # A few thousand tiles at a time: the float field of a whole band (4 bytes a channel) tripled a render's memory.
+    step = max(1, _CHUNK_PIXELS // (side * side))
+    for lo in range(0, len(tiles), step):
+        part = tiles[lo:lo + step]
+        block_rgb = _block_means(part.astype(np.float32), grid)  # sRGB levels, 0..255
+        block_lab = srgb_to_lab(block_rgb / 255.0)
+        moved = block_lab + strength * (np.asarray(cell_grids[lo:lo + step], np.float32) - block_lab)
+        shift = lab_to_srgb(moved).astype(np.float32) - block_rgb
+        # weights @ shift @ weights.T for every tile and channel, as two batched products (einsum: 6x slower).
+        field = np.matmul(weights, np.matmul(weights, shift.transpose(0, 3, 1, 2)).transpose(0, 1, 3, 2))
+        field = field.transpose(0, 3, 2, 1)
+        field += part
+        field += 0.5
+        np.clip(field, 0, 255, out=field)
+        out[lo:lo + step] = field
+    return out
