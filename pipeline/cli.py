@@ -62,7 +62,8 @@ _FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "min_size", "max_pixels")}
 
 
-def _blend(text: str) -> float:
+def _strength(text: str) -> float:
+    """--blend and --correct: 0 leaves the tiles alone, 1 goes all the way."""
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
@@ -81,9 +82,9 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help=_OUT_HELP)
     parser.add_argument("--tile-px", type=_positive_int,
                         help=f"tile side in the output, px (default: mosaic.make.tile-px, {config_get('make.tile-px')})")
-    parser.add_argument("--blend", type=_blend, default=0.0, metavar="A",
+    parser.add_argument("--blend", type=_strength, default=0.0, metavar="A",
                         help="0..1: pull each tile toward its cell's colour by alpha overlay (default 0: tiles untouched)")
-    parser.add_argument("--correct", type=_blend, metavar="S",
+    parser.add_argument("--correct", type=_strength, metavar="S",
                         help="0..1: move each tile's colours toward its cell's, block by block, keeping its detail "
                              f"(make's default: mosaic.make.correct, {config_get('make.correct')}; render's: the record's)")
     parser.add_argument("--from-originals", action="store_true",
