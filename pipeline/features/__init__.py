@@ -4,9 +4,9 @@ Every function takes and returns ndarrays; nothing here reads or writes files.
 """
 from ._color import lab_to_srgb, srgb_to_lab
 from ._crop import ANALYSIS_SIDE, CROP_MODES, salient_square_offset
-from ._tile_features import DOMINANT_BINS_PER_CHANNEL, TileFeatures, compute_features
+from ._tile_features import DOMINANT_BINS_PER_CHANNEL, TileFeatures, block_edges, block_means, compute_features
 from ._weighting import matching_vectors
 
-__all__ = ["ANALYSIS_SIDE", "CROP_MODES", "DOMINANT_BINS_PER_CHANNEL", "TileFeatures", "compute_features", "lab_to_srgb",
+__all__ = ["ANALYSIS_SIDE", "CROP_MODES", "DOMINANT_BINS_PER_CHANNEL", "TileFeatures", "block_edges", "block_means", "compute_features", "lab_to_srgb",
            "matching_vectors", "salient_square_offset", "srgb_to_lab"]
 

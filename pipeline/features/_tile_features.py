@@ -17,7 +17,7 @@ import numpy as np
 
 from ._color import lab_from_f, srgb_to_lab_f
 
-__all__ = ["TileFeatures", "compute_features", "DOMINANT_BINS_PER_CHANNEL"]
+__all__ = ["TileFeatures", "block_edges", "block_means", "compute_features", "DOMINANT_BINS_PER_CHANNEL"]
 
 DOMINANT_BINS_PER_CHANNEL = 8
 _BIN_SHIFT = 5  # 256 levels >> 5 = 8 bins per channel
@@ -32,19 +32,25 @@ class TileFeatures(NamedTuple):
     grid_lab: np.ndarray  # (N, grid, grid, 3) float32
 
 
-def _block_edges(size: int, grid: int) -> np.ndarray:
-    """Start index of each of ``grid`` near-equal blocks along an axis of ``size``."""
+def block_edges(size: int, grid: int) -> np.ndarray:
+    """Start index of each of ``grid`` near-equal blocks along an axis of ``size``: the split of ``grid_lab``."""
     return np.linspace(0, size, grid + 1).astype(np.intp)[:-1]
 
 
 def _block_sums(f: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-block sums (N, grid, grid, 3) in float64, and each block's pixel count."""
     n, h, w, _ = f.shape
-    rows, cols = _block_edges(h, grid), _block_edges(w, grid)
+    rows, cols = block_edges(h, grid), block_edges(w, grid)
     sums = np.add.reduceat(np.add.reduceat(f, rows, axis=1, dtype=np.float64), cols, axis=2)
     heights = np.diff(np.append(rows, h))
     widths = np.diff(np.append(cols, w))
     return sums, heights[:, None] * widths[None, :]
+
+
+def block_means(values: np.ndarray, grid: int) -> np.ndarray:
+    """(N, H, W, C) -> (N, grid, grid, C) float64 means over the blocks ``grid_lab`` is computed on."""
+    sums, counts = _block_sums(values, grid)
+    return sums / counts[None, :, :, None]
 
 
 def _dominant_f(rgb: np.ndarray, f: np.ndarray) -> np.ndarray:

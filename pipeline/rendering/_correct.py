@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..features import lab_to_srgb, srgb_to_lab
+from ..features import block_edges, block_means, lab_to_srgb, srgb_to_lab
 
 __all__ = ["correct_tiles"]
 
@@ -32,15 +32,6 @@ def _smooth_upsample_matrix(side: int, grid: int) -> np.ndarray:
     return weights
 
 
-def _block_means(lab: np.ndarray, grid: int) -> np.ndarray:
-    """(K, p, p, 3) -> (K, grid, grid, 3) means of near-equal blocks."""
-    side = lab.shape[1]
-    edges = np.linspace(0, side, grid + 1).astype(np.intp)
-    sums = np.add.reduceat(np.add.reduceat(lab, edges[:-1], axis=1), edges[:-1], axis=2)
-    sizes = np.diff(edges)
-    return sums / (sizes[:, None] * sizes[None, :])[None, :, :, None]
-
-
 def _field_weights(side: int, grid: int) -> np.ndarray:
     """(side, grid) weights that turn ``grid`` block values into a smooth field whose mean over each block is that value.
 
@@ -48,7 +39,7 @@ def _field_weights(side: int, grid: int) -> np.ndarray:
     for (interpolating the block values themselves would flatten them).
     """
     weights = _smooth_upsample_matrix(side, grid)
-    edges = np.linspace(0, side, grid + 1).astype(np.intp)
+    edges = np.append(block_edges(side, grid), side)  # the blocks the cells' grids were computed on
     averaging = np.zeros((grid, side), np.float32)
     for block in range(grid):
         averaging[block, edges[block]:edges[block + 1]] = 1.0 / (edges[block + 1] - edges[block])
@@ -91,7 +82,7 @@ def correct_tiles(tiles: np.ndarray, cell_grids: np.ndarray, strength: float) ->
     step = max(1, _CHUNK_PIXELS // (side * side))
     for lo in range(0, len(tiles), step):
         part = tiles[lo:lo + step]
-        block_rgb = _block_means(part.astype(np.float32), grid)  # sRGB levels, 0..255
+        block_rgb = block_means(part.astype(np.float32), grid).astype(np.float32)  # sRGB levels, 0..255
         block_lab = srgb_to_lab(block_rgb / 255.0)
         moved = block_lab + strength * (np.asarray(cell_grids[lo:lo + step], np.float32) - block_lab)
         shift = lab_to_srgb(moved).astype(np.float32) - block_rgb
