@@ -1,21 +1,10 @@
 """salient_square_offset and --crop smart: the square window that holds a photo's subject (real photos)."""
-import glob
-import os
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from pipeline.features import salient_square_offset
-from pipeline.photo import decode_square_thumbnail
-
-DEMO_LIBRARY = os.path.join(os.path.dirname(__file__), "..", "..", "pipeline", "data", "demo", "library")
-
-
-def _photo(index: int, side: int = 96) -> np.ndarray:
-    path = sorted(glob.glob(os.path.join(DEMO_LIBRARY, "*.jpg")))[index]
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB").resize((side, side)))
+from pipeline.photo import decode_square_thumbnail, load_square_thumbnail
 
 
 def _lightness(rgb: np.ndarray) -> np.ndarray:
@@ -23,9 +12,9 @@ def _lightness(rgb: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("where", [0.0, 1.0])
-def test_a_subject_beside_a_plain_backdrop_is_found_on_either_side(where):
+def test_a_subject_beside_a_plain_backdrop_is_found_on_either_side(where, demo_photos):
     # A real photo (the subject) beside a plain grey backdrop twice as wide: a wide frame.
-    photo = _photo(3, 32)
+    photo = load_square_thumbnail(str(demo_photos[3]), 32)
     backdrop = np.full((32, 64, 3), 128, np.uint8)
     wide = np.concatenate([photo, backdrop] if where == 0.0 else [backdrop, photo], axis=1)
     # Within a pixel or two of the edge: the centre prior may buy a column of backdrop for an edge-poor column of photo.
@@ -33,15 +22,15 @@ def test_a_subject_beside_a_plain_backdrop_is_found_on_either_side(where):
     assert abs(salient_square_offset(_lightness(wide).T) - where) <= 2 / 64  # a tall frame: along the other axis
 
 
-def test_a_square_or_evenly_busy_photo_stays_centred():
+def test_a_square_or_evenly_busy_photo_stays_centred(demo_photos):
     assert salient_square_offset(np.zeros((32, 32))) == 0.5
     assert salient_square_offset(np.zeros((32, 80))) == 0.5  # nothing anywhere: no reason to move
-    busy = np.tile(_lightness(_photo(5, 32)), (1, 3))  # the same photo three times: every window alike
+    busy = np.tile(_lightness(load_square_thumbnail(str(demo_photos[5]), 32)), (1, 3))  # the same photo three times: every window alike
     assert abs(salient_square_offset(busy) - 0.5) <= 0.1
 
 
-def test_smart_crop_cuts_the_thumbnail_around_the_subject(tmp_path):
-    subject = _photo(7, 192)
+def test_smart_crop_cuts_the_thumbnail_around_the_subject(tmp_path, demo_photos):
+    subject = load_square_thumbnail(str(demo_photos[7]), 192)
     backdrop = np.full((192, 384, 3), (90, 140, 200), np.uint8)  # sky: no edges
     path = tmp_path / "wide.png"
     Image.fromarray(np.concatenate([subject, backdrop], axis=1)).save(path)

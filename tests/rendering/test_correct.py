@@ -1,26 +1,14 @@
 """correct_tiles: tiles moved toward their cells' colours block by block, their detail kept (real photos)."""
-import glob
-import os
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from pipeline.features import compute_features, srgb_to_lab
+from pipeline.photo import load_square_thumbnail
 from pipeline.rendering import blend_tiles, correct_tiles
 
-DEMO_LIBRARY = os.path.join(os.path.dirname(__file__), "..", "..", "pipeline", "data", "demo", "library")
 
-
-def _tiles(count: int, side: int = 32) -> np.ndarray:
-    tiles = []
-    for path in sorted(glob.glob(os.path.join(DEMO_LIBRARY, "*.jpg")))[:count]:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            short = min(image.size)
-            box = ((image.width - short) // 2, (image.height - short) // 2)
-            tiles.append(np.asarray(image.crop((*box, box[0] + short, box[1] + short)).resize((side, side))))
-    return np.stack(tiles)
+def _tiles(photos, count: int, side: int = 32) -> np.ndarray:
+    return np.stack([load_square_thumbnail(str(path), side) for path in photos[:count]])
 
 
 def _detail(tiles: np.ndarray) -> np.ndarray:
@@ -32,15 +20,15 @@ def _detail(tiles: np.ndarray) -> np.ndarray:
     return lightness - local
 
 
-def test_no_correction_leaves_tiles_alone():
-    tiles = _tiles(4)
+def test_no_correction_leaves_tiles_alone(demo_photos):
+    tiles = _tiles(demo_photos, 4)
     assert correct_tiles(tiles, np.zeros((4, 4, 4, 3)), 0.0) is tiles
     with pytest.raises(ValueError, match="between 0 and 1"):
         correct_tiles(tiles, np.zeros((4, 4, 4, 3)), 1.5)
 
 
-def test_full_correction_gives_each_tile_its_cells_block_colours_and_keeps_its_detail():
-    tiles = _tiles(24)
+def test_full_correction_gives_each_tile_its_cells_block_colours_and_keeps_its_detail(demo_photos):
+    tiles = _tiles(demo_photos, 24)
     cells = np.roll(tiles, 1, axis=0)  # each tile corrected toward another real photo: colours sRGB can show
     cell_grids = compute_features(cells, grid=4).grid_lab
     before = np.abs(compute_features(tiles, grid=4).grid_lab - cell_grids).mean()
@@ -57,8 +45,8 @@ def test_full_correction_gives_each_tile_its_cells_block_colours_and_keeps_its_d
     assert correlation > 0.9, correlation
 
 
-def test_half_correction_moves_half_way():
-    tiles = _tiles(12)
+def test_half_correction_moves_half_way(demo_photos):
+    tiles = _tiles(demo_photos, 12)
     cell_grids = compute_features(np.roll(tiles, 3, axis=0), grid=4).grid_lab
     own = compute_features(tiles, grid=4).grid_lab
     half = compute_features(correct_tiles(tiles, cell_grids, 0.5), grid=4).grid_lab
