@@ -10,6 +10,7 @@ from .cluster import cluster_settings
 from .config import config_get
 from .demo import run_demo
 from .errors import MosaicError, message_with_names
+from .features import TileAspect
 from .formats import registered_formats
 from .info import check_cache_file, describe_cache
 from .ingest import index_library
@@ -59,7 +60,7 @@ _OUT_HELP = ("; ".join(f"{' '.join(f.extensions)}: {f.description}" for f in reg
 # How the command line names the library's parameters in error messages.
 _FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "cols", "rows", "tile_px", "max_uses", "max_share", "unique", "min_repeat_distance", "blend", "correct", "tile_size", "grid", "batch_size",
-    "min_size", "max_pixels")}
+    "min_size", "max_pixels", "tile_aspect")}
 
 
 def _strength(text: str) -> float:
@@ -68,6 +69,13 @@ def _strength(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
+
+
+def _tile_aspect(text: str) -> TileAspect:
+    try:
+        return TileAspect.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _share(text: str) -> float:
@@ -81,7 +89,8 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
     """The output options `make` and `render` share."""
     parser.add_argument("--out", required=True, help=_OUT_HELP)
     parser.add_argument("--tile-px", type=_positive_int,
-                        help=f"tile side in the output, px (default: mosaic.make.tile-px, {config_get('make.tile-px')})")
+                        help="each tile's shorter side in the output, px; tiles have the cache's aspect "
+                             f"(default: mosaic.make.tile-px, {config_get('make.tile-px')})")
     parser.add_argument("--blend", type=_strength, default=0.0, metavar="A",
                         help="0..1: pull each tile toward its cell's colour by alpha overlay (default 0: tiles untouched)")
     parser.add_argument("--correct", type=_strength, metavar="S",
@@ -103,16 +112,21 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("library", help="folder of photos, scanned recursively")
     index.add_argument("--cache", required=True, help="HDF5 tile cache to create or update")
     index.add_argument("--tile-size", type=_positive_int,
-                       help=f"thumbnail side in px for a new cache (default: mosaic.index.tile-size, {config_get('index.tile-size')})")
+                       help="thumbnails' shorter side in px for a new cache "
+                            f"(default: mosaic.index.tile-size, {config_get('index.tile-size')})")
+    index.add_argument("--tile-aspect", type=_tile_aspect, metavar="W:H",
+                       help="tile shape for a new cache, e.g. 3:2, 4:3, 16:9, portrait 2:3: landscape and portrait photos "
+                            "alike are cropped to it, and mosaics made from the cache have cells of that shape "
+                            f"(default: mosaic.index.tile-aspect, {config_get('index.tile-aspect')})")
     index.add_argument("--grid", type=_positive_int,
                        help=f"feature grid per side for a new cache (default: mosaic.index.grid, {config_get('index.grid')})")
     index.add_argument("--crop", choices=["centre", "smart"],
-                       help="where each photo's square is cut along its long side, for a new cache: centre, or smart "
+                       help="where each photo's tile is cut along the side it has to spare, for a new cache: centre, or smart "
                             f"(the window holding the subject) (default: mosaic.index.crop, {config_get('index.crop')})")
     index.add_argument("--batch-size", type=_positive_int, help="files per Dask task (default: mosaic.index.batch-size, or automatic)")
     index.add_argument("--min-size", type=_positive_int, metavar="PX",
                        help="skip photos whose shorter side is below PX as too-small; longer ones, panoramas included, "
-                            f"are centre-cropped to a square (default: mosaic.index.min-size, {config_get('index.min-size')})")
+                            f"are cropped to the tile aspect (default: mosaic.index.min-size, {config_get('index.min-size')})")
     index.add_argument("--max-pixels", type=_positive_int, metavar="N",
                        help="refuse files whose decode exceeds N pixels as too-large (decompression bombs); JPEGs count their "
                             f"reduced-scale decode (default: mosaic.index.max-pixels, {config_get('index.max-pixels')})")
@@ -198,6 +212,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"demo mosaic: {os.path.abspath(summary.output)}\n{summary}")
     elif args.command == "index":
         print(index_library(args.library, args.cache, tile_size=args.tile_size, grid=args.grid, crop=args.crop,
+                            tile_aspect=args.tile_aspect,
                             batch_size=args.batch_size,
                             min_size=args.min_size, max_pixels=args.max_pixels, prune=args.prune, **quiet))
     elif args.command == "make":

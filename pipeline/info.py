@@ -31,10 +31,11 @@ def describe_cache(cache_path: str | os.PathLike, list_failures: bool = False) -
     with TileCache.open(cache_path) as cache:
         failures = cache.failures()
         reasons = Counter(reason for _, reason, _ in failures)
+        height, width = cache.thumbnail_shape
         lines = [
             f"cache:         {os.fspath(cache_path)} ({os.path.getsize(cache_path) / 2**20:.1f} MiB, schema v{cache.schema_version})",
-            f"tiles:         {len(cache)} of {cache.tile_size}x{cache.tile_size} px, cut from each photo at the {cache.crop}"
-            + (" (the window holding the subject)" if cache.crop == "smart" else ""),
+            f"tiles:         {len(cache)} of {width}x{height} px (aspect {cache.tile_aspect}), cut from each photo at the "
+            f"{cache.crop}" + (" (the window holding the subject)" if cache.crop == "smart" else ""),
             f"aliases:       {len(cache.aliases())} (files whose bytes are a tile's under another path)",
             f"failures:      {len(failures)}" + (f" ({', '.join(f'{n} {r}' for r, n in reasons.most_common())})" if failures else ""),
             f"features:      mean_lab (3), dominant_lab (3), grid_lab ({cache.grid}x{cache.grid}x3)",

@@ -33,7 +33,7 @@ class MosaicSummary:
     assignment_csv: str
     rows: int
     cols: int
-    tile_px: int
+    tile_shape: tuple[int, int]  # (height, width) of each tile in the output, px
     tiles_in_cache: int
     distinct_tiles: int
     most_uses: int
@@ -45,11 +45,22 @@ class MosaicSummary:
     quality: str = ""
     grid: int = 3  # feature grid per side: the distances are RMS over grid x grid blocks
 
+    @property
+    def width(self) -> int:
+        """The mosaic's width, px."""
+        return self.cols * self.tile_shape[1]
+
+    @property
+    def height(self) -> int:
+        """The mosaic's height, px."""
+        return self.rows * self.tile_shape[0]
+
     def __str__(self) -> str:
-        h, w = self.rows * self.tile_px, self.cols * self.tile_px
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items())
+        tile_h, tile_w = self.tile_shape
         return (
-            f"{self.output}: {w}x{h} px, {self.cols}x{self.rows} cells of {self.tile_px} px; "
+            f"{self.output}: {self.width}x{self.height} px, {self.cols}x{self.rows} cells of "
+            f"{tile_w if tile_w == tile_h else f'{tile_w}x{tile_h}'} px; "
             f"{self.distinct_tiles} distinct tiles of {self.tiles_in_cache} (most uses of one: {self.most_uses}); "
             f"colour distance mean {self.mean_distance:.1f}, 95th percentile {self.p95_distance:.1f} "
             f"(CIE76, RMS over each cell's {self.grid}x{self.grid} blocks); {stages}\n"
@@ -121,7 +132,8 @@ def make_mosaic(
     cols, rows : int, optional
         Cells across (default ``mosaic.make.cols``); rows default to the target's aspect ratio.
     tile_px : int, optional
-        Side of each tile in the output, in pixels (default ``mosaic.make.tile-px``).
+        Each tile's shorter side in the output, in pixels (default ``mosaic.make.tile-px``);
+        tiles, and cells, have the cache's tile aspect.
     rule : ReuseRule, optional
         How often one tile may be used and how near to itself (default:
         :meth:`ReuseRule.from_config`; ``ReuseRule.unique()``: each tile at most
@@ -164,10 +176,11 @@ def make_mosaic(
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     with TileCache.open(cache_path) as cache:
-        tile_features, tile_paths = cache.features(), cache.paths()
-        cells = describe_target(target, cols, rows, cache.grid)
+        tile_features, tile_paths, aspect = cache.features(), cache.paths(), cache.tile_aspect
+        cells = describe_target(target, cols, rows, cache.grid, aspect)
     n_rows, n_cols = cells.rows, cells.cols
-    check_output(out, n_cols * tile_px, n_rows * tile_px)  # before any work: e.g. too large for JPEG
+    tile_h, tile_w = aspect.tile_shape(tile_px)
+    check_output(out, n_cols * tile_w, n_rows * tile_h)  # before any work: e.g. too large for JPEG
     seconds["features"] = time.perf_counter() - start
     _stage_line(progress, f"make: {n_cols}x{n_rows} cells described ({seconds['features']:.1f} s)")
 
@@ -204,7 +217,7 @@ def make_mosaic(
         assignment_npz=npz_path,
         rows=n_rows,
         cols=n_cols,
-        tile_px=tile_px,
+        tile_shape=(tile_h, tile_w),
         tiles_in_cache=len(tile_paths),
         distinct_tiles=len(used),
         most_uses=int(np.bincount(assignment.tiles).max()),

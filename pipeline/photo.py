@@ -1,4 +1,4 @@
-"""Reading photos: read each file once, decode it fast, return square sRGB thumbnails as ndarrays.
+"""Reading photos: read each file once, decode it fast, return sRGB thumbnails of the tile aspect as ndarrays.
 
 Baseline and progressive JPEGs in YCbCr or grey, the bulk of any photo library, are
 decoded by libjpeg-turbo (simplejpeg) straight into numpy at the smallest DCT scale that
@@ -18,18 +18,17 @@ import simplejpeg
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .config import config_get
-from .features import ANALYSIS_SIDE, CROP_MODES, salient_square_offset
+from .features import ANALYSIS_SIDE, CROP_MODES, TileAspect, crop_box, salient_window_offset
 
 __all__ = [
     "BACKGROUND_RGB",
     "PHOTO_EXTENSIONS",
     "PhotoError",
-    "decode_square_thumbnail",
+    "decode_thumbnail",
     "has_image_signature",
     "load_rgb",
-    "load_square_thumbnail",
+    "load_thumbnail",
     "read_photo",
-    "square_box",
 ]
 
 PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
@@ -82,26 +81,18 @@ def has_image_signature(head: bytes) -> bool:
     return head.startswith(_SIGNATURES)
 
 
-def square_box(width: int, height: int) -> tuple[int, int, int, int]:
-    """The centred square crop box ``(left, top, right, bottom)`` of an image."""
-    side = min(width, height)
-    left = (width - side) // 2
-    top = (height - side) // 2
-    return (left, top, left + side, top + side)
-
-
-def _crop_box(image: Image.Image, crop: str) -> tuple[int, int, int, int]:
-    """The square crop box of ``image``: centred, or (``smart``) over its most salient window."""
-    if crop == "centre":
-        return square_box(*image.size)
+def _crop_box(image: Image.Image, aspect: TileAspect, crop: str) -> tuple[int, int, int, int]:
+    """The ``aspect`` crop box of ``image``: centred, or (``smart``) over its most salient window."""
     width, height = image.size
-    side, slack = min(width, height), abs(width - height)
-    if slack == 0:
-        return (0, 0, side, side)
-    scale = ANALYSIS_SIDE / side
+    window_width, window_height = aspect.window(width, height)
+    axis = 1 if width - window_width >= height - window_height else 0
+    length, size = (window_width, width) if axis == 1 else (window_height, height)
+    if crop == "centre" or length == size:
+        return crop_box(width, height, aspect)
+    scale = ANALYSIS_SIDE / min(width, height)
     small = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX)
-    start = round(salient_square_offset(np.asarray(small.convert("L"))) * slack)
-    return (start, 0, start + side, side) if width > height else (0, start, side, start + side)
+    offset = salient_window_offset(np.asarray(small.convert("L")), round(length * scale), axis)
+    return crop_box(width, height, aspect, offset)
 
 
 def read_photo(path: str) -> bytes:
@@ -296,30 +287,41 @@ def _decode_upright_srgb(data: bytes, min_side: int, max_pixels: int, min_size: 
         raise PhotoError("corrupt", f"{type(exc).__name__}: {exc}") from None
 
 
-def _finish(image: Image.Image, icc: bytes | None, size: int | None = None, crop: str = "centre") -> np.ndarray:
-    """To sRGB RGB, and to a ``size`` px square (cut as ``crop`` says) when given."""
+def _finish(image: Image.Image, icc: bytes | None, shape: tuple[int, int] | None = None, crop: str = "centre") -> np.ndarray:
+    """To sRGB RGB, and to a ``shape`` (height, width) thumbnail of that aspect, cut as ``crop`` says, when given."""
     try:
-        if size is not None:
+        if shape is not None:
             if image.mode not in ("RGB", "L", "CMYK"):
                 image = _to_rgb(image)  # alpha and wide modes before resampling
+            height, width = shape
             # resize(box=...) crops and scales in one pass; reducing_gap lets Pillow
             # box-reduce first, which is much cheaper for big sources at no visible cost.
-            image = image.resize((size, size), Image.Resampling.BICUBIC, box=_crop_box(image, crop), reducing_gap=3.0)
+            box = _crop_box(image, TileAspect(width, height), crop)  # the thumbnail's own ratio: no stretch
+            image = image.resize((width, height), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
         return np.asarray(_with_profile(image, icc))
     except (ValueError, OSError) as exc:  # a mode Pillow cannot turn into RGB (e.g. LAB TIFF)
         raise PhotoError("unsupported", f"{image.mode} pixels: {exc}") from None
 
 
-def decode_square_thumbnail(data: bytes, size: int, *, max_pixels: int | None = None, min_size: int = 1,
-                            crop: str = "centre") -> np.ndarray:
-    """Decode a photo's bytes, crop to a square and shrink to ``size`` px.
+def _thumbnail_shape(size: int | tuple[int, int]) -> tuple[int, int]:
+    height, width = (size, size) if isinstance(size, (int, np.integer)) else size
+    if min(height, width) < 1:
+        raise ValueError(f"a thumbnail needs at least one pixel a side, got {height}x{width}")
+    return int(height), int(width)
+
+
+def decode_thumbnail(data: bytes, size: int | tuple[int, int], *, max_pixels: int | None = None, min_size: int = 1,
+                     crop: str = "centre") -> np.ndarray:
+    """Decode a photo's bytes, cut the largest window of the thumbnail's aspect and shrink it to ``size``.
 
     Parameters
     ----------
     data : bytes
         The whole file, as :func:`read_photo` returns it.
-    size : int
-        Side of the returned thumbnail in pixels.
+    size : int or (int, int)
+        The thumbnail: a side in pixels (square), or ``(height, width)``: a landscape
+        or portrait tile, cut from any photo at that aspect
+        (:meth:`pipeline.features.TileAspect.tile_shape` gives it for an aspect).
     max_pixels : int, optional
         Refuse (``too-large``) a file whose decode would exceed this many pixels (a
         decompression bomb; a JPEG counts its reduced-scale decode). Default:
@@ -327,13 +329,13 @@ def decode_square_thumbnail(data: bytes, size: int, *, max_pixels: int | None = 
     min_size : int, optional
         Refuse (``too-small``) a photo whose shorter side is below this many pixels.
     crop : {"centre", "smart"}
-        Where the square is cut along the long side: the middle, or the window
-        with the most edge energy (the subject), a near tie staying centred
-        (:func:`pipeline.features.salient_square_offset`).
+        Where the window is cut along the axis the photo has to spare: the middle,
+        or the window with the most edge energy (the subject), a near tie staying
+        centred (:func:`pipeline.features.salient_window_offset`).
 
     Returns
     -------
-    ndarray of uint8, shape (size, size, 3)
+    ndarray of uint8, shape (height, width, 3)
         sRGB pixels, oriented as a viewer shows the photo (EXIF orientation applied).
 
     Raises
@@ -344,14 +346,16 @@ def decode_square_thumbnail(data: bytes, size: int, *, max_pixels: int | None = 
     """
     if crop not in CROP_MODES:
         raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
-    image, icc = _decode_upright_srgb(data, size, max_pixels or config_get("index.max-pixels"), min_size)
-    return _finish(image, icc, size, crop)
+    shape = _thumbnail_shape(size)
+    # The window may take the tile's long side from the photo's short one: decode at least that much.
+    image, icc = _decode_upright_srgb(data, max(shape), max_pixels or config_get("index.max-pixels"), min_size)
+    return _finish(image, icc, shape, crop)
 
 
-def load_square_thumbnail(path: str, size: int, *, max_pixels: int | None = None, min_size: int = 1,
-                          crop: str = "centre") -> np.ndarray:
-    """Read a photo and make its square thumbnail: :func:`read_photo` then :func:`decode_square_thumbnail`."""
-    return decode_square_thumbnail(read_photo(path), size, max_pixels=max_pixels, min_size=min_size, crop=crop)
+def load_thumbnail(path: str, size: int | tuple[int, int], *, max_pixels: int | None = None, min_size: int = 1,
+                   crop: str = "centre") -> np.ndarray:
+    """Read a photo and make its thumbnail: :func:`read_photo` then :func:`decode_thumbnail`."""
+    return decode_thumbnail(read_photo(path), size, max_pixels=max_pixels, min_size=min_size, crop=crop)
 
 
 def load_rgb(path: str, min_side: int, *, max_pixels: int | None = None) -> np.ndarray:
@@ -365,7 +369,7 @@ def load_rgb(path: str, min_side: int, *, max_pixels: int | None = None) -> np.n
         The decoder may downscale (JPEG DCT scaling, box reduction of big images) as
         long as both sides stay at least this long.
     max_pixels : int, optional
-        See :func:`decode_square_thumbnail`.
+        See :func:`decode_thumbnail`.
 
     Returns
     -------
@@ -374,7 +378,7 @@ def load_rgb(path: str, min_side: int, *, max_pixels: int | None = None) -> np.n
     Raises
     ------
     PhotoError
-        See :func:`read_photo` and :func:`decode_square_thumbnail`.
+        See :func:`read_photo` and :func:`decode_thumbnail`.
     """
     image, icc = _decode_upright_srgb(read_photo(path), min_side, max_pixels or config_get("index.max-pixels"), 1)
     return _finish(image, icc)

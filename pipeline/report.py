@@ -51,8 +51,8 @@ def coverage_figure(coverage: Coverage, cell_lab: np.ndarray, tile_lab: np.ndarr
     return fig
 
 
-def error_figure(distances: np.ndarray, rows: int, cols: int) -> Figure:
-    """Histogram of per-cell colour error, and the same error mapped over the picture."""
+def error_figure(distances: np.ndarray, rows: int, cols: int, cell_aspect: float = 1.0) -> Figure:
+    """Histogram of per-cell colour error, and the same error mapped over the picture (cells ``cell_aspect`` tall per wide)."""
     fig = Figure(figsize=(12, 4.5))
     hist, heat = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
     hist.hist(distances, bins=40, color="#4c72b0")
@@ -61,7 +61,7 @@ def error_figure(distances: np.ndarray, rows: int, cols: int) -> Figure:
     hist.axvline(p95, color="#c44e52", linestyle=":", label=f"95th percentile {p95:.1f}")
     hist.set(xlabel="colour distance of a cell to its tile (delta E)", ylabel="cells", title="Per-cell colour error")
     hist.legend()
-    image = heat.imshow(np.asarray(distances).reshape(rows, cols), cmap="magma", interpolation="nearest")
+    image = heat.imshow(np.asarray(distances).reshape(rows, cols), cmap="magma", interpolation="nearest", aspect=cell_aspect)
     fig.colorbar(image, ax=heat, label="delta E")
     heat.set(title="Where the error is", xticks=[], yticks=[])
     fig.tight_layout()
@@ -77,8 +77,8 @@ def target_coverage(target: str | os.PathLike, cache_path: str | os.PathLike, co
     """
     with TileCache.open(cache_path) as cache:
         tile_lab = cache.features().mean_lab
-        grid = cache.grid
-    cell_lab = describe_target(target, or_config(cols, "make.cols"), rows, grid).features.mean_lab
+        grid, aspect = cache.grid, cache.tile_aspect
+    cell_lab = describe_target(target, or_config(cols, "make.cols"), rows, grid, aspect).features.mean_lab
     coverage = colour_coverage(cell_lab, tile_lab)
     if chart is not None:
         with replaced_atomically(chart) as f:
@@ -136,7 +136,7 @@ def write_report(path: str | os.PathLike, summary, target_pixels: np.ndarray, mo
     """
     numbers = [
         ("cells", f"{summary.cols} x {summary.rows} = {summary.rows * summary.cols}"),
-        ("output", f"{summary.cols * summary.tile_px} x {summary.rows * summary.tile_px} px, tiles of {summary.tile_px} px"),
+        ("output", f"{summary.width} x {summary.height} px, tiles of {summary.tile_shape[1]} x {summary.tile_shape[0]} px"),
         ("tiles in the cache", summary.tiles_in_cache),
         ("distinct tiles used", summary.distinct_tiles),
         ("most uses of one tile", summary.most_uses),
@@ -146,7 +146,7 @@ def write_report(path: str | os.PathLike, summary, target_pixels: np.ndarray, mo
     ]
     rows = "\n".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in numbers)
     coverage_png = figure_png(coverage_figure(coverage, cell_lab, tile_lab))
-    error_png = figure_png(error_figure(distances, summary.rows, summary.cols))
+    error_png = figure_png(error_figure(distances, summary.rows, summary.cols, summary.tile_shape[0] / summary.tile_shape[1]))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Mosaic report: {html.escape(os.path.basename(summary.output))}</title>
 <style>{_STYLE}</style></head><body>

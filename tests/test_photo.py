@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.photo import PhotoError, has_image_signature, load_rgb, load_square_thumbnail, square_box
+from pipeline.features import TileAspect, crop_box
+from pipeline.photo import PhotoError, has_image_signature, load_rgb, load_thumbnail
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
@@ -25,10 +26,15 @@ def quadrant_means(a):
     return [a[:h, :h].mean((0, 1)), a[:h, h:].mean((0, 1)), a[h:, :h].mean((0, 1)), a[h:, h:].mean((0, 1))]
 
 
-def test_square_box_is_centred():
-    assert square_box(300, 100) == (100, 0, 200, 100)
-    assert square_box(100, 301) == (0, 100, 100, 200)
-    assert square_box(50, 50) == (0, 0, 50, 50)
+def test_the_crop_box_is_the_largest_centred_window_of_the_aspect():
+    assert crop_box(300, 100) == (100, 0, 200, 100)
+    assert crop_box(100, 301) == (0, 100, 100, 200)
+    assert crop_box(50, 50) == (0, 0, 50, 50)
+    three_two = TileAspect.parse("3:2")
+    assert crop_box(400, 300, three_two) == (0, 16, 400, 283)  # a 4:3 landscape loses rows to 3:2
+    assert crop_box(300, 400, three_two) == (0, 100, 300, 300)  # a portrait photo gives a landscape tile
+    assert crop_box(400, 300, TileAspect.parse("2:3")) == (100, 0, 300, 300)  # and a landscape one a portrait tile
+    assert crop_box(400, 300, three_two, offset=1.0) == (0, 33, 400, 300)
 
 
 @pytest.mark.parametrize(("width", "height"), [(300, 100), (100, 300)])
@@ -40,7 +46,7 @@ def test_thumbnail_is_the_centre_square(tmp_path, width, height):
     else:
         a[:third], a[third : 2 * third], a[2 * third :] = RED, GREEN, BLUE
     Image.fromarray(a).save(tmp_path / "strip.png")
-    thumb = load_square_thumbnail(str(tmp_path / "strip.png"), 32)
+    thumb = load_thumbnail(str(tmp_path / "strip.png"), 32)
     assert thumb.shape == (32, 32, 3) and thumb.dtype == np.uint8
     np.testing.assert_allclose(thumb[4:-4, 4:-4].reshape(-1, 3).mean(0), GREEN, atol=2)
 
@@ -69,7 +75,7 @@ def test_exif_orientation_shows_the_photo_upright(tmp_path, orientation, byte_or
     exif[0x0112] = orientation
     stored.save(tmp_path / "photo.jpg", quality=95, exif=exif.tobytes())
     assert (tmp_path / "photo.jpg").read_bytes()[:64].count(b"II*\0" if byte_order == "<" else b"MM\0*") == 1
-    thumb = load_square_thumbnail(str(tmp_path / "photo.jpg"), 32)
+    thumb = load_thumbnail(str(tmp_path / "photo.jpg"), 32)
     for got, want in zip(quadrant_means(thumb), (RED, GREEN, BLUE, WHITE)):
         np.testing.assert_allclose(got, want, atol=25)
 
@@ -81,7 +87,7 @@ def test_orientation_given_only_in_xmp_is_applied(tmp_path, orientation):
            b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="%d"/></rdf:RDF></x:xmpmeta>' % orientation)
     stored = Image.fromarray(np.ascontiguousarray(STORED[orientation](quadrants())))
     stored.save(tmp_path / "photo.jpg", quality=95, xmp=xmp)
-    thumb = load_square_thumbnail(str(tmp_path / "photo.jpg"), 32)
+    thumb = load_thumbnail(str(tmp_path / "photo.jpg"), 32)
     for got, want in zip(quadrant_means(thumb), (RED, GREEN, BLUE, WHITE)):
         np.testing.assert_allclose(got, want, atol=25)
 
@@ -95,17 +101,17 @@ def test_jpeg_is_decoded_at_reduced_scale(tmp_path):
 
 def test_png_named_jpg_and_palette_and_16bit_and_alpha(tmp_path):
     Image.fromarray(np.full((40, 40, 3), (10, 200, 30), np.uint8)).save(tmp_path / "png.jpg", format="PNG")
-    np.testing.assert_array_equal(load_square_thumbnail(str(tmp_path / "png.jpg"), 8)[0, 0], (10, 200, 30))
+    np.testing.assert_array_equal(load_thumbnail(str(tmp_path / "png.jpg"), 8)[0, 0], (10, 200, 30))
 
     Image.fromarray(np.full((40, 40, 3), (200, 10, 30), np.uint8)).convert("P").save(tmp_path / "p.gif")
-    assert np.abs(load_square_thumbnail(str(tmp_path / "p.gif"), 8)[4, 4].astype(int) - (200, 10, 30)).max() < 40
+    assert np.abs(load_thumbnail(str(tmp_path / "p.gif"), 8)[4, 4].astype(int) - (200, 10, 30)).max() < 40
 
     Image.fromarray(np.full((40, 40), 65535, np.uint16)).save(tmp_path / "white16.png")
-    np.testing.assert_array_equal(load_square_thumbnail(str(tmp_path / "white16.png"), 8)[0, 0], WHITE)
+    np.testing.assert_array_equal(load_thumbnail(str(tmp_path / "white16.png"), 8)[0, 0], WHITE)
 
     rgba = np.zeros((40, 40, 4), np.uint8)  # fully transparent black: composited on white
     Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")
-    np.testing.assert_array_equal(load_square_thumbnail(str(tmp_path / "clear.png"), 8)[0, 0], WHITE)
+    np.testing.assert_array_equal(load_thumbnail(str(tmp_path / "clear.png"), 8)[0, 0], WHITE)
 
 
 def test_unreadable_files_raise_photo_error_with_a_reason(tmp_path, demo_photos):
@@ -116,7 +122,7 @@ def test_unreadable_files_raise_photo_error_with_a_reason(tmp_path, demo_photos)
     cases = {"empty.jpg": "empty", "text.jpg": "not-an-image", "cut.jpg": "truncated", "absent.jpg": "missing"}
     for name, reason in cases.items():
         with pytest.raises(PhotoError) as info:
-            load_square_thumbnail(str(tmp_path / name), 16)
+            load_thumbnail(str(tmp_path / name), 16)
         assert info.value.reason == reason, name
 
 
@@ -175,11 +181,11 @@ def test_embedded_icc_profile_is_honoured(tmp_path, fmt):
     swapped = rgb_profile([green, red, blue])  # stored red means green, stored green means red
     path = tmp_path / f"tagged.{fmt.lower()}"
     Image.fromarray(np.full((80, 80, 3), (255, 0, 0), np.uint8)).save(path, format=fmt, icc_profile=swapped, quality=95)
-    r, g, b = load_square_thumbnail(str(path), 16)[8, 8].astype(int)
+    r, g, b = load_thumbnail(str(path), 16)[8, 8].astype(int)
     assert g > 200 and r < 60 and b < 60, (r, g, b)
     untagged = tmp_path / f"plain.{fmt.lower()}"
     Image.fromarray(np.full((80, 80, 3), (255, 0, 0), np.uint8)).save(untagged, format=fmt, quality=95)
-    assert load_square_thumbnail(str(untagged), 16)[8, 8, 0] > 240  # no profile: sRGB as stored
+    assert load_thumbnail(str(untagged), 16)[8, 8, 0] > 240  # no profile: sRGB as stored
 
 
 def test_icc_profile_split_over_several_segments_is_honoured(tmp_path):
@@ -193,7 +199,7 @@ def test_icc_profile_split_over_several_segments_is_honoured(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 3
     Image.open(path).save(path, icc_profile=padded, exif=exif, quality=95)  # and an orientation beside it
-    r, g, b = load_square_thumbnail(str(path), 16)[8, 8].astype(int)
+    r, g, b = load_thumbnail(str(path), 16)[8, 8].astype(int)
     assert g > 200 and r < 60 and b < 60, (r, g, b)
 
 
@@ -202,7 +208,7 @@ def test_cmyk_jpeg_is_converted_to_rgb(tmp_path):
     cmyk[:, :32, 0] = 255  # cyan ink on the left
     cmyk[:, 32:, 1:3] = 255  # magenta + yellow inks on the right: red
     Image.fromarray(cmyk, "CMYK").save(tmp_path / "cmyk.jpg", quality=95)
-    thumb = load_square_thumbnail(str(tmp_path / "cmyk.jpg"), 32).astype(int)
+    thumb = load_thumbnail(str(tmp_path / "cmyk.jpg"), 32).astype(int)
     left, right = thumb[16, 4], thumb[16, 28]
     assert left[0] < 40 and left[1] > 200 and left[2] > 200, left
     assert right[0] > 200 and right[1] < 40 and right[2] < 40, right
@@ -233,16 +239,16 @@ def test_awkward_files_are_tiles_or_named_failures(tmp_path, demo_photos):
     }
     for name, make in good.items():
         make(tmp_path / name)
-        thumb = load_square_thumbnail(str(tmp_path / name), 24, min_size=16)
+        thumb = load_thumbnail(str(tmp_path / name), 24, min_size=16)
         assert thumb.shape == (24, 24, 3) and thumb.std() > 5, name  # a picture, not a flat fill
     # The first frame of an animation, not the black second one.
-    assert load_square_thumbnail(str(tmp_path / "animated.gif"), 24).mean() > 20
+    assert load_thumbnail(str(tmp_path / "animated.gif"), 24).mean() > 20
     Image.new("RGB", (1, 1), (9, 9, 9)).save(tmp_path / "tiny.jpg")
     (tmp_path / "corrupt.jpg").write_bytes(corrupted(demo_photos[3].read_bytes()))
     bad = {"tiny.jpg": "too-small", "corrupt.jpg": "corrupt"}
     for name, reason in bad.items():
         with pytest.raises(PhotoError) as info:
-            load_square_thumbnail(str(tmp_path / name), 24, min_size=16)
+            load_thumbnail(str(tmp_path / name), 24, min_size=16)
         assert info.value.reason == reason, name
 
 
@@ -261,17 +267,17 @@ def test_huge_jpeg_is_decoded_at_reduced_scale_and_the_pixel_limit_counts_the_de
     Image.new("RGB", (12000, 9000), (200, 120, 40)).save(tmp_path / "huge.jpg", quality=80)
     Image.new("RGB", (3000, 2000), (200, 120, 40)).save(tmp_path / "big.png")
     # 108 MP declared, 1.7 MP decoded at 1/8 scale: under a 10 MP limit.
-    thumb = load_square_thumbnail(str(tmp_path / "huge.jpg"), 32, max_pixels=10_000_000)
+    thumb = load_thumbnail(str(tmp_path / "huge.jpg"), 32, max_pixels=10_000_000)
     np.testing.assert_allclose(thumb.reshape(-1, 3).mean(0), (200, 120, 40), atol=3)
     with pytest.raises(PhotoError) as info:  # a PNG decodes whole: 6 MP
-        load_square_thumbnail(str(tmp_path / "big.png"), 32, max_pixels=5_000_000)
+        load_thumbnail(str(tmp_path / "big.png"), 32, max_pixels=5_000_000)
     assert info.value.reason == "too-large"
 
 
 def test_huge_jpeg_peak_memory_stays_small(tmp_path):
     Image.new("RGB", (12000, 9000), (10, 120, 240)).save(tmp_path / "huge.jpg", quality=80)
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from this (big) forked process.
-    script = ("import re, sys; from pipeline.photo import load_square_thumbnail; load_square_thumbnail(sys.argv[1], 64); "
+    script = ("import re, sys; from pipeline.photo import load_thumbnail; load_thumbnail(sys.argv[1], 64); "
               "print(re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read())[1])")
     peak_kib = int(subprocess.run([sys.executable, "-c", script, str(tmp_path / "huge.jpg")], check=True,
                                   capture_output=True, text=True).stdout)

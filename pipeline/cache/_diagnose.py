@@ -5,10 +5,11 @@ import errno
 import fcntl
 import os
 import re
+import shlex
 
 import h5py
 
-from ._schema import GROUPS, SCHEMA_VERSION, TEXT_COLUMNS
+from ._schema import GROUPS, SCHEMA_VERSION, TEXT_COLUMNS, read_attr_json
 
 __all__ = ["damaged", "held_by_live_process", "layout_problem", "why_unopenable"]
 
@@ -71,6 +72,17 @@ def why_unopenable(path: str, exc: OSError) -> str:
     return damaged(path, detail)
 
 
+def _reindex_command(file: h5py.File) -> str:
+    """The command that rebuilds an older cache's library into a new file beside it."""
+    try:
+        roots = read_attr_json(file, "roots")
+    except Exception:  # an older cache may lack the attribute or hold it otherwise: name the library generically
+        roots = []
+    stem, extension = os.path.splitext(file.filename)
+    libraries = " ".join(shlex.quote(root) for root in roots) if roots else "LIBRARY"
+    return f"mosaic index {libraries} --cache {shlex.quote(stem + f'.v{SCHEMA_VERSION}' + (extension or '.h5'))}"
+
+
 def layout_problem(file: h5py.File) -> str | None:
     """Why an open HDF5 file is not a cache this version can use, or None."""
     path = file.filename
@@ -82,7 +94,10 @@ def layout_problem(file: h5py.File) -> str | None:
                 "upgrade mosaic to use it")
     if int(version) < SCHEMA_VERSION:
         return (f"{path} has cache schema v{int(version)}, older than this mosaic's v{SCHEMA_VERSION}: "
-                "index the library into a new cache file")
+                f"index the library into a new cache: {_reindex_command(file)}")
+    missing = [name for name in ("tile_size", "grid", "crop", "tile_aspect") if name not in file.attrs]
+    if missing:
+        return damaged(path, f"attribute {missing[0]} is missing")
     for group in GROUPS:
         if group not in file or "committed" not in file[group].attrs:
             return damaged(path, f"group {group} is missing or has no commit record")

@@ -79,7 +79,7 @@ def _compact(cache: TileCache, keep: np.ndarray) -> None:
     new_row = np.cumsum(keep) - 1
     with partial_sibling(path) as temporary:
         with h5py.File(temporary, "w-", fs_strategy="none") as target:
-            _schema.create_layout(target, cache.tile_size, cache.grid)
+            _schema.create_layout(target, cache.tile_size, cache.grid, cache.crop, cache.tile_aspect)
             target.attrs.update(dict(source.attrs))
             _copy_rows(source["tiles"], target["tiles"], keep)
             live_alias = cache.live_rows("aliases")

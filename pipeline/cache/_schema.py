@@ -36,20 +36,21 @@ from typing import Sequence
 import h5py
 import numpy as np
 
-from ..features import DOMINANT_BINS_PER_CHANNEL
+from ..features import DOMINANT_BINS_PER_CHANNEL, SQUARE, TileAspect
 
 __all__ = ["SCHEMA_VERSION", "GROUPS", "RETIRED", "TEXT_COLUMNS", "FEATURE_DEFINITIONS", "committed", "committed_rows",
            "create_layout", "discard_uncommitted", "live_rows", "read_attr_json", "read_text", "set_committed",
            "write_attr_json", "write_text"]
 
-SCHEMA_VERSION = 3
+# v4: thumbnails of the cache's tile aspect, (N, height, width, 3), and the ``tile_aspect`` attribute.
+SCHEMA_VERSION = 4
 GROUPS = ("tiles", "aliases", "failures")
 TEXT_COLUMNS = {"tiles": ("path",), "aliases": ("path",), "failures": ("path", "reason", "detail")}
 # The column and value that retire a row of each group that can be retired.
 RETIRED = {"aliases": ("tile", -1), "failures": ("reason", "")}
 FEATURE_DEFINITIONS = {
     "colour_space": "CIELAB, D65 white, from sRGB (IEC 61966-2-1); distance = CIE76 delta E",
-    "mean_lab": "mean L*a*b* of all pixels of the square thumbnail",
+    "mean_lab": "mean L*a*b* of all pixels of the thumbnail",
     "dominant_lab": (
         f"mean L*a*b* of the pixels in the fullest bin of a "
         f"{DOMINANT_BINS_PER_CHANNEL}x{DOMINANT_BINS_PER_CHANNEL}x{DOMINANT_BINS_PER_CHANNEL} sRGB histogram"
@@ -69,18 +70,22 @@ def read_attr_json(node: h5py.HLObject, name: str):
     return json.loads(raw.decode() if isinstance(raw, bytes) else bytes(raw).decode())
 
 
-def create_layout(file: h5py.File, tile_size: int, grid: int, crop: str = "centre") -> None:
-    """Write the attributes and the empty, appendable datasets of a new cache."""
-    # crop: where each photo's square was cut; a cache without it (older) was cut at the centre. Fixed-length
-    # bytes: a variable-length string lives in the global heap, which a kill can leave behind its pointer.
-    file.attrs.update(schema_version=SCHEMA_VERSION, tile_size=tile_size, grid=grid, crop=np.bytes_(crop.encode()))
+def create_layout(file: h5py.File, tile_size: int, grid: int, crop: str = "centre", aspect: TileAspect = SQUARE) -> None:
+    """Write the attributes and the empty, appendable datasets of a new cache.
+
+    Thumbnails are ``aspect.tile_shape(tile_size)``: ``tile_size`` px on their shorter side.
+    """
+    # crop: where each photo's window was cut. Fixed-length bytes: a variable-length string
+    # lives in the global heap, which a kill can leave behind its pointer.
+    file.attrs.update(schema_version=SCHEMA_VERSION, tile_size=tile_size, grid=grid, crop=np.bytes_(crop.encode()),
+                      tile_aspect=np.array(aspect, np.int64))
     write_attr_json(file, "feature_definitions", FEATURE_DEFINITIONS)
     write_attr_json(file, "roots", [])
     groups = {name: file.create_group(name) for name in GROUPS}
-    tiles, s = groups["tiles"], tile_size
+    tiles, (height, width) = groups["tiles"], aspect.tile_shape(tile_size)
     tiles.create_dataset("content_hash", shape=(0, 2), maxshape=(None, 2), dtype=np.uint64, chunks=(4096, 2))
-    tiles.create_dataset("thumbnails", shape=(0, s, s, 3), maxshape=(None, s, s, 3), dtype=np.uint8,
-                         chunks=(max(1, 2**18 // (s * s * 3)), s, s, 3))
+    tiles.create_dataset("thumbnails", shape=(0, height, width, 3), maxshape=(None, height, width, 3), dtype=np.uint8,
+                         chunks=(max(1, 2**18 // (height * width * 3)), height, width, 3))
     for name, shape in (("mean_lab", (3,)), ("dominant_lab", (3,)), ("grid_lab", (grid, grid, 3))):
         tiles.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=np.float32, chunks=(4096, *shape))
     groups["aliases"].create_dataset("tile", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from ..errors import MosaicError
-from ..features import TileFeatures
+from ..features import SQUARE, TileAspect, TileFeatures
 from . import _schema
 from ._check import check_cache
 from ._diagnose import damaged, layout_problem, why_unopenable
@@ -75,8 +75,9 @@ class TileCache:
 
     # -- opening ---------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike, tile_size: int, grid: int, crop: str = "centre") -> "TileCache":
-        """Create a new, empty cache file (refusing to overwrite one).
+    def create(cls, path: str | os.PathLike, tile_size: int, grid: int, crop: str = "centre",
+               aspect: TileAspect = SQUARE) -> "TileCache":
+        """Create a new, empty cache file (refusing to overwrite one), of thumbnails ``tile_size`` px on their short side.
 
         The skeleton is written under a hidden temporary name in the same folder and
         linked to ``path`` only when complete, so a kill leaves no cache or a whole one.
@@ -89,7 +90,7 @@ class TileCache:
                 # Freed file space is never reused: a writer killed mid-batch cannot have
                 # written new data over space that the file on disk still points to.
                 with h5py.File(temporary, "w-", fs_strategy="none") as file:
-                    _schema.create_layout(file, tile_size, grid, crop)
+                    _schema.create_layout(file, tile_size, grid, crop, aspect)
                 os.link(temporary, path)  # unlike rename, never replaces a cache made meanwhile
         except FileExistsError:
             raise CacheError(f"cannot create cache {path}: a file of that name exists") from None
@@ -138,7 +139,18 @@ class TileCache:
     # -- metadata ----------------------------------------------------------------
     @property
     def tile_size(self) -> int:
+        """The thumbnails' shorter side, px."""
         return int(self._file.attrs["tile_size"])
+
+    @property
+    def tile_aspect(self) -> TileAspect:
+        """The width-to-height ratio every tile was cut at."""
+        return TileAspect(*(int(v) for v in self._file.attrs["tile_aspect"]))
+
+    @property
+    def thumbnail_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the stored thumbnails."""
+        return tuple(int(v) for v in self._file["tiles/thumbnails"].shape[1:3])
 
     @property
     def grid(self) -> int:
@@ -146,8 +158,8 @@ class TileCache:
 
     @property
     def crop(self) -> str:
-        """Where each photo's square was cut: ``centre`` or ``smart`` (caches before the attribute: ``centre``)."""
-        crop = self._file.attrs.get("crop", b"centre")
+        """Where each photo's window was cut: ``centre`` or ``smart``."""
+        crop = self._file.attrs["crop"]
         return crop.decode() if isinstance(crop, bytes) else str(crop)
 
     @property
@@ -194,7 +206,7 @@ class TileCache:
         return TileFeatures(*(tiles[name][:n] for name in TileFeatures._fields))
 
     def thumbnails(self, rows: Sequence[int] | np.ndarray, block_rows: int = 1024) -> np.ndarray:
-        """The thumbnails at ``rows`` (any order, repeats allowed), shape (len(rows), s, s, 3).
+        """The thumbnails at ``rows`` (any order, repeats allowed), shape (len(rows), height, width, 3).
 
         Reads whole runs of chunks as slices, ``block_rows`` at a time: h5py's
         fancy indexing selects row by row and is ~25x slower on thousands of rows.

@@ -1,4 +1,4 @@
-"""Colour features of square RGB patches (library tiles and target cells alike).
+"""Colour features of RGB patches (library tiles and target cells alike).
 
 Every feature is in CIELAB, where Euclidean distance approximates perceived colour
 difference (CIE76 delta E):
@@ -70,7 +70,7 @@ def _dominant_f(rgb: np.ndarray, f: np.ndarray) -> np.ndarray:
 
 
 def compute_features(patches: np.ndarray, grid: int = 3) -> TileFeatures:
-    """Compute the colour features of a batch of square RGB patches.
+    """Compute the colour features of a batch of RGB patches (square or not).
 
     Parameters
     ----------

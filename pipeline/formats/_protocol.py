@@ -72,9 +72,12 @@ class Format(Protocol):
     def check_size(self, width: int, height: int) -> None:
         """Raise :class:`pipeline.MosaicError` if the format cannot hold ``width`` x ``height`` pixels."""
 
-    def plan_bands(self, rows: int, cols: int, tile_px: int, threads: int,
+    def plan_bands(self, rows: int, cols: int, tile_shape: tuple[int, int], threads: int,
                    band_bytes: int | None = None) -> list[tuple[int, int, BandPlace]]:
-        """Each band's rows of cells ``(first, end)`` and place: a few bands per thread, ~``band_bytes`` each."""
+        """Each band's rows of cells ``(first, end)`` and place: a few bands per thread, ~``band_bytes`` each.
+
+        ``tile_shape`` is each cell's ``(height, width)`` in the output, px.
+        """
 
     def encode_band(self, source: BandSource, place: BandPlace) -> Any:
         """Encode one band (runs on a worker); what it returns goes to the writer's :meth:`BandWriter.add`."""

@@ -253,9 +253,9 @@ class DeepZoomFormat:
     def check_size(self, width: int, height: int) -> None:
         pass  # tiles of any level are small
 
-    def plan_bands(self, rows: int, cols: int, tile_px: int, threads: int,
+    def plan_bands(self, rows: int, cols: int, tile_shape: tuple[int, int], threads: int,
                    band_bytes: int | None = None) -> list[tuple[int, int, BandPlace]]:
-        return pyramid_bands(rows, cols, tile_px, threads, DZ_TILE, dz_level_sizes, True, band_bytes)
+        return pyramid_bands(rows, cols, tile_shape, threads, DZ_TILE, dz_level_sizes, True, band_bytes)
 
     def encode_band(self, source: BandSource, place: BandPlace) -> DeepZoomBand:
         """The band is rendered with its margins: its tiles reach into its neighbours."""

@@ -129,11 +129,11 @@ class JpegFormat:
             raise MosaicError(f"{width}x{height} px is over JPEG's {JPEG_MAX_SIDE} px limit; write .tif (BigTIFF "
                               "pyramid), .dzi (Deep Zoom) or .png instead, or use a smaller `tile_px`")
 
-    def plan_bands(self, rows: int, cols: int, tile_px: int, threads: int,
+    def plan_bands(self, rows: int, cols: int, tile_shape: tuple[int, int], threads: int,
                    band_bytes: int | None = None) -> list[tuple[int, int, BandPlace]]:
         # A JPEG's bands start on rows of MCUs: their cell rows are a multiple of `step`.
         mcu = jpeg_band_rows(QUALITY)
-        return cell_row_bands(rows, cols, tile_px, threads, band_bytes, step=mcu // math.gcd(tile_px, mcu))
+        return cell_row_bands(rows, cols, tile_shape, threads, band_bytes, step=mcu // math.gcd(tile_shape[0], mcu))
 
     def encode_band(self, source: BandSource, place: BandPlace) -> JpegBand:
         return encode_jpeg_band(source.canvas(), place.first_row)

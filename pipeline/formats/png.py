@@ -116,9 +116,9 @@ class PngFormat:
     def check_size(self, width: int, height: int) -> None:
         pass  # PNG's limit (2**31 - 1 px a side) is beyond any mosaic
 
-    def plan_bands(self, rows: int, cols: int, tile_px: int, threads: int,
+    def plan_bands(self, rows: int, cols: int, tile_shape: tuple[int, int], threads: int,
                    band_bytes: int | None = None) -> list[tuple[int, int, BandPlace]]:
-        return cell_row_bands(rows, cols, tile_px, threads, band_bytes)
+        return cell_row_bands(rows, cols, tile_shape, threads, band_bytes)
 
     def encode_band(self, source: BandSource, place: BandPlace) -> DeflatedRows:
         raw, pixels = png_rows(*source.shape)

@@ -305,9 +305,9 @@ class TiffFormat:
     def check_size(self, width: int, height: int) -> None:
         pass  # BigTIFF's offsets are 64-bit
 
-    def plan_bands(self, rows: int, cols: int, tile_px: int, threads: int,
+    def plan_bands(self, rows: int, cols: int, tile_shape: tuple[int, int], threads: int,
                    band_bytes: int | None = None) -> list[tuple[int, int, BandPlace]]:
-        return pyramid_bands(rows, cols, tile_px, threads, TILE, pyramid_sizes, False, band_bytes)
+        return pyramid_bands(rows, cols, tile_shape, threads, TILE, pyramid_sizes, False, band_bytes)
 
     def encode_band(self, source: BandSource, place: BandPlace) -> TiffBand:
         """The band's levels 1, 2, .. are made here too, as the next level's rows to hand on."""

@@ -18,6 +18,7 @@ import dask.bag as db
 from dask.core import quote
 
 from ..config import config_get, or_config
+from ..features import TileAspect
 from ._batch import index_batch
 from ._scan import FileEntry, scan_library
 from ._writer import IndexedBatch
@@ -43,18 +44,18 @@ def batches_of(files: Iterable[FileEntry], size: int | None, threads: int) -> It
         yield batch
 
 
-def _index_partition(partition: list[list[FileEntry]], tile_size: int, grid: int, min_size: int,
+def _index_partition(partition: list[list[FileEntry]], thumbnail: tuple[int, int], grid: int, min_size: int,
                      max_pixels: int, crop: str) -> list[IndexedBatch]:
-    return [index_batch(files, tile_size, grid, min_size=min_size, max_pixels=max_pixels, crop=crop) for files in partition]
+    return [index_batch(files, thumbnail, grid, min_size=min_size, max_pixels=max_pixels, crop=crop) for files in partition]
 
 
-def _records_partition(partition: list[list[FileEntry]], tile_size: int, grid: int, min_size: int,
+def _records_partition(partition: list[list[FileEntry]], thumbnail: tuple[int, int], grid: int, min_size: int,
                        max_pixels: int, crop: str) -> list[dict]:
-    return [record for batch in _index_partition(partition, tile_size, grid, min_size, max_pixels, crop)
+    return [record for batch in _index_partition(partition, thumbnail, grid, min_size, max_pixels, crop)
             for record in photo_records(batch)]
 
 
-def _bag_of_batches(batches: Sequence[list[FileEntry]], make_partition, prefix: str, tile_size: int, grid: int,
+def _bag_of_batches(batches: Sequence[list[FileEntry]], make_partition, prefix: str, thumbnail: tuple[int, int], grid: int,
                     min_size: int | None, max_pixels: int | None, crop: str | None) -> db.Bag:
     """A bag whose every partition is one task: ``make_partition`` of one batch, the batch in the task itself.
 
@@ -66,27 +67,28 @@ def _bag_of_batches(batches: Sequence[list[FileEntry]], make_partition, prefix: 
     options = (or_config(min_size, "index.min-size"), or_config(max_pixels, "index.max-pixels"), or_config(crop, "index.crop"))
     name = f"{prefix}-{uuid.uuid4().hex}"
     # quote: the batch is data, not tasks, so dask need not walk its thousands of entries (0.5 s a wave).
-    graph = {(name, i): (make_partition, quote([files]), tile_size, grid, *options) for i, files in enumerate(batches)}
+    graph = {(name, i): (make_partition, quote([files]), thumbnail, grid, *options) for i, files in enumerate(batches)}
     if not graph:  # a bag has at least one partition
         graph = {(name, 0): []}
     return db.Bag(graph, name, len(graph))
 
 
-def batch_bag(batches: Sequence[list[FileEntry]], tile_size: int, grid: int, *, min_size: int | None = None,
+def batch_bag(batches: Sequence[list[FileEntry]], thumbnail: tuple[int, int], grid: int, *, min_size: int | None = None,
               max_pixels: int | None = None, crop: str | None = None) -> db.Bag:
     """A bag with a partition (a task) per batch of files; each partition is ``[IndexedBatch]``.
 
+    ``thumbnail`` is the tiles' ``(height, width)``, ``grid`` their feature grid.
     The options default to the ``mosaic.index`` settings, resolved here, so
     workers with other settings make the same tiles. Its tasks are named ``index-batch``.
     """
-    return _bag_of_batches(batches, _index_partition, "index-batch", tile_size, grid, min_size, max_pixels, crop)
+    return _bag_of_batches(batches, _index_partition, "index-batch", thumbnail, grid, min_size, max_pixels, crop)
 
 
 def photo_records(batch: IndexedBatch) -> list[dict]:
     """One record per photo of a batch: its file, and its thumbnail and features or its failure.
 
     Keys: ``path``, ``size``, ``mtime_ns``, ``failure`` (``None`` for a tile, else
-    the reason), ``detail``, ``thumbnail`` ((s, s, 3) uint8), ``mean_lab``,
+    the reason), ``detail``, ``thumbnail`` ((height, width, 3) uint8), ``mean_lab``,
     ``dominant_lab``, ``grid_lab`` and ``content_hash`` (16 bytes); a failure's
     pixels and features are ``None``. Files that are not images have no record.
     """
@@ -104,7 +106,7 @@ def photo_records(batch: IndexedBatch) -> list[dict]:
 
 def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: int | None = None,
              min_size: int | None = None, max_pixels: int | None = None, batch_size: int | None = None,
-             threads: int | None = None, crop: str | None = None) -> db.Bag:
+             threads: int | None = None, crop: str | None = None, tile_aspect: str | TileAspect | None = None) -> db.Bag:
     """A lazy Dask bag of every photo below ``library``, made into a tile: per-photo records to compose.
 
     The library is scanned now (paths and stat keys only); nothing is decoded until
@@ -117,7 +119,7 @@ def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: 
     library : path
         Folder to scan recursively (hidden files and folders are passed over).
     tile_size, grid : int, optional
-        Thumbnail side and feature grid (defaults ``mosaic.index.tile-size`` and ``grid``).
+        Thumbnails' shorter side and feature grid (defaults ``mosaic.index.tile-size`` and ``grid``).
     min_size, max_pixels : int, optional
         Photos whose shorter side is below ``min_size``, or whose decode would
         exceed ``max_pixels``, are failures (defaults: the ``mosaic.index`` settings).
@@ -127,7 +129,9 @@ def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: 
     threads : int, optional
         Worker threads the partitions are sized for (default: this machine's cores).
     crop : {"centre", "smart"}, optional
-        Where each photo's square is cut (default ``mosaic.index.crop``).
+        Where each photo's window is cut (default ``mosaic.index.crop``).
+    tile_aspect : str or TileAspect, optional
+        The tiles' width:height, e.g. ``"3:2"`` (default ``mosaic.index.tile-aspect``).
 
     Returns
     -------
@@ -143,5 +147,6 @@ def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: 
     """
     files = scan_library(library)
     batches = list(batches_of(files, batch_size or config_get("index.batch-size"), threads or os.cpu_count() or 1))
-    return _bag_of_batches(batches, _records_partition, "photo-records", or_config(tile_size, "index.tile-size"),
-                           or_config(grid, "index.grid"), min_size, max_pixels, crop)
+    thumbnail = TileAspect.parse(or_config(tile_aspect, "index.tile-aspect")).tile_shape(or_config(tile_size, "index.tile-size"))
+    return _bag_of_batches(batches, _records_partition, "photo-records", thumbnail, or_config(grid, "index.grid"),
+                           min_size, max_pixels, crop)

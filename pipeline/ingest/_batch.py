@@ -11,7 +11,7 @@ from distributed import get_worker
 
 from ..config import or_config
 from ..features import compute_features
-from ..photo import PHOTO_EXTENSIONS, PhotoError, decode_square_thumbnail, has_image_signature, read_photo
+from ..photo import PHOTO_EXTENSIONS, PhotoError, decode_thumbnail, has_image_signature, read_photo
 from ._scan import FileEntry
 from ._stderr import caught_stderr
 from ._writer import IndexedBatch
@@ -45,7 +45,7 @@ def _looks_like_photo(path: str) -> bool:
         return False
 
 
-def index_batch(files: Sequence[FileEntry], tile_size: int, grid: int, *, min_size: int | None = None,
+def index_batch(files: Sequence[FileEntry], thumbnail: int | tuple[int, int], grid: int, *, min_size: int | None = None,
                 max_pixels: int | None = None, crop: str = "centre") -> IndexedBatch:
     """Make tiles and features of a batch of files (runs inside a Dask task).
 
@@ -56,8 +56,10 @@ def index_batch(files: Sequence[FileEntry], tile_size: int, grid: int, *, min_si
     ----------
     files : sequence of FileEntry
         Paths with their size and mtime.
-    tile_size, grid : int
-        Thumbnail side in pixels, and the feature grid.
+    thumbnail : int or (int, int)
+        The thumbnails' ``(height, width)`` in pixels (an int: square).
+    grid : int
+        The feature grid.
     min_size : int, optional
         Photos whose shorter side is below this many pixels are failures
         (``too-small``); default ``mosaic.index.min-size``.
@@ -65,7 +67,7 @@ def index_batch(files: Sequence[FileEntry], tile_size: int, grid: int, *, min_si
         Decodes larger than this are failures (``too-large``); default
         ``mosaic.index.max-pixels``.
     crop : {"centre", "smart"}
-        Where each photo's square is cut (:func:`pipeline.photo.decode_square_thumbnail`).
+        Where each photo's window is cut (:func:`pipeline.photo.decode_thumbnail`).
 
     Returns
     -------
@@ -75,7 +77,8 @@ def index_batch(files: Sequence[FileEntry], tile_size: int, grid: int, *, min_si
     min_size = or_config(min_size, "index.min-size")
     max_pixels = or_config(max_pixels, "index.max-pixels")
     tiles, digests, failures, ignored, messages = [], [], [], 0, []
-    thumbnails = np.empty((len(files), tile_size, tile_size, 3), np.uint8)  # filled in place: no stacking copy
+    height, width = (thumbnail, thumbnail) if isinstance(thumbnail, int) else thumbnail
+    thumbnails = np.empty((len(files), height, width, 3), np.uint8)  # filled in place: no stacking copy
     for entry in files:
         if not _looks_like_photo(entry.path):
             ignored += 1
@@ -84,8 +87,8 @@ def index_batch(files: Sequence[FileEntry], tile_size: int, grid: int, *, min_si
         with caught_stderr() as caught:
             try:
                 data = read_photo(entry.path)
-                thumbnails[len(tiles)] = decode_square_thumbnail(data, tile_size, max_pixels=max_pixels, min_size=min_size,
-                                                                  crop=crop)
+                thumbnails[len(tiles)] = decode_thumbnail(data, (height, width), max_pixels=max_pixels,
+                                                          min_size=min_size, crop=crop)
                 digests.append(xxhash.xxh3_128_digest(data))
                 tiles.append(entry)
             except PhotoError as exc:

@@ -22,9 +22,9 @@ from distributed import Client, Future, as_completed
 
 from ..cache import TileCache, prune_cache
 from ..cluster import stage_client
-from ..config import or_config
+from ..config import config_get, or_config
 from ..errors import MosaicError
-from ..features import CROP_MODES
+from ..features import CROP_MODES, TileAspect
 from ..progress import Progress
 from ._bag import batch_bag, batches_of
 from ._scan import FileEntry, scan_library
@@ -74,13 +74,21 @@ class IndexSummary:
         )
 
 
-def _open_or_create(cache_path: str, tile_size: int | None, grid: int | None, crop: str | None) -> TileCache:
+def _tile_aspect(value: str | TileAspect) -> TileAspect:
+    try:
+        return TileAspect.parse(value)
+    except ValueError as exc:
+        raise MosaicError(str(exc)) from None
+
+
+def _open_or_create(cache_path: str, tile_size: int | None, grid: int | None, crop: str | None,
+                    aspect: TileAspect | None) -> TileCache:
     if not os.path.exists(cache_path):
         return TileCache.create(cache_path, or_config(tile_size, "index.tile-size"), or_config(grid, "index.grid"),
-                                or_config(crop, "index.crop"))
+                                or_config(crop, "index.crop"), aspect or _tile_aspect(config_get("index.tile-aspect")))
     cache = TileCache.open(cache_path, "r+")
     for name, asked, has in (("tile size", tile_size, cache.tile_size), ("feature grid", grid, cache.grid),
-                             ("crop", crop, cache.crop)):
+                             ("crop", crop, cache.crop), ("tile aspect", aspect, cache.tile_aspect)):
         if asked is not None and asked != has:
             cache.close()
             raise MosaicError(f"{cache_path} was built with {name} {has}, not {asked}; use another cache file")
@@ -108,6 +116,7 @@ def index_library(
     min_size: int | None = None,
     max_pixels: int | None = None,
     crop: str | None = None,
+    tile_aspect: str | TileAspect | None = None,
     prune: bool = False,
     progress: bool = True,
     client: Client | None = None,
@@ -128,7 +137,7 @@ def index_library(
     cache_path : path
         HDF5 tile cache; created if missing.
     tile_size, grid : int, optional
-        Thumbnail side and feature grid of a new cache (defaults: the
+        Thumbnails' shorter side and feature grid of a new cache (defaults: the
         ``mosaic.index`` settings, 64 and 4); for an existing cache they must
         match or be left out.
     batch_size : int, optional
@@ -136,14 +145,18 @@ def index_library(
         tasks per worker thread for a small library, 256 for a big one).
     min_size : int, optional
         Photos whose shorter side is below this many pixels are skipped as ``too-small``
-        (default ``mosaic.index.min-size``). Longer photos are cropped to a square (``crop``).
+        (default ``mosaic.index.min-size``). Every photo is cropped to the tile aspect (``crop``).
     max_pixels : int, optional
         Files whose decode would exceed this many pixels are skipped as ``too-large``
         (default ``mosaic.index.max-pixels``); JPEGs count their reduced-scale decode.
     crop : {"centre", "smart"}, optional
-        Where each photo's square is cut along its long side, for a new cache (default
-        ``mosaic.index.crop``): the middle, or the window holding the subject (most edge
-        energy, a near tie staying centred). An existing cache keeps its own.
+        Where each photo's window is cut along the side it has to spare, for a new cache
+        (default ``mosaic.index.crop``): the middle, or the window holding the subject
+        (most edge energy, a near tie staying centred). An existing cache keeps its own.
+    tile_aspect : str or TileAspect, optional
+        The tiles' width:height for a new cache, e.g. ``"3:2"``, ``"4:3"``, ``"16:9"``,
+        portrait ``"2:3"`` (default ``mosaic.index.tile-aspect``, 1:1); landscape and
+        portrait photos alike are cropped to it. An existing cache keeps its own.
     prune : bool
         Afterwards, remove the tiles, aliases and failures of files below ``library``
         that this scan did not find, and tiles whose file no longer decodes.
@@ -164,10 +177,11 @@ def index_library(
         raise MosaicError(f"library folder not found: {library}")
     if crop is not None and crop not in CROP_MODES:
         raise MosaicError(f"`crop` must be one of {', '.join(CROP_MODES)}, got {crop!r}")
+    aspect = None if tile_aspect is None else _tile_aspect(tile_aspect)
     options = {"min_size": or_config(min_size, "index.min-size"), "max_pixels": or_config(max_pixels, "index.max-pixels")}
     summary = IndexSummary(cache=cache_path)
     seen: set[str] | None = set() if prune else None
-    with _open_or_create(cache_path, tile_size, grid, crop) as cache:
+    with _open_or_create(cache_path, tile_size, grid, crop, aspect) as cache:
         options["crop"] = cache.crop
         writer = CacheWriter(cache)
         problems = []
@@ -235,7 +249,8 @@ def _run_waves(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCach
     """
     bar = Progress("index", 0, "files", enabled=progress)
     fewest = 2 * threads + 2
-    waves = _waves(batches, 3 * cache.tile_size**2, fewest)
+    height, width = cache.thumbnail_shape
+    waves = _waves(batches, 3 * height * width, fewest)
     unwritten: deque[Future] = deque()
     fetching = as_completed(loop=dask.loop, with_results=True)  # at most `fewest` results held in this process
     fetched: dict[str, list] = {}
@@ -253,7 +268,7 @@ def _run_waves(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCach
                 # Scan order (see above): each task's priority is minus its place in the whole scan;
                 # the one-layer graph is not optimised, which could drop the annotation.
                 with annotate(priority=lambda key, first=submitted: -(first + key[1])):
-                    bag = batch_bag(wave, cache.tile_size, cache.grid, **options)
+                    bag = batch_bag(wave, cache.thumbnail_shape, cache.grid, **options)
                 unwritten.extend(dask.compute(bag.to_delayed(optimize_graph=False)))
                 submitted += len(wave)
                 bar.grow(sum(len(files) for files in wave))

@@ -58,7 +58,7 @@ def correct_tiles(tiles: np.ndarray, cell_grids: np.ndarray, strength: float) ->
 
     Parameters
     ----------
-    tiles : ndarray of uint8, shape (K, p, p, 3)
+    tiles : ndarray of uint8, shape (K, h, w, 3)
         sRGB tiles, one per cell.
     cell_grids : ndarray, shape (K, g, g, 3)
         Each cell's CIELAB block means (its feature grid; g = 1: its mean colour).
@@ -68,29 +68,29 @@ def correct_tiles(tiles: np.ndarray, cell_grids: np.ndarray, strength: float) ->
 
     Returns
     -------
-    ndarray of uint8, shape (K, p, p, 3)
+    ndarray of uint8, shape (K, h, w, 3)
     """
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"correction strength must be between 0 and 1, got {strength}")
     if strength == 0.0 or len(tiles) == 0:
         return tiles
-    side = tiles.shape[1]
+    height, width = tiles.shape[1:3]
     grid = cell_grids.shape[1]
-    weights = _field_weights(side, grid)
+    down, across = _field_weights(height, grid), _field_weights(width, grid)
     out = np.empty_like(tiles)
     # A few thousand tiles at a time: the float field of a whole band (4 bytes a channel) tripled a render's memory.
-    step = max(1, _CHUNK_PIXELS // (side * side))
+    step = max(1, _CHUNK_PIXELS // (height * width))
     for lo in range(0, len(tiles), step):
         part = tiles[lo:lo + step]
         block_rgb = block_means(part.astype(np.float32), grid).astype(np.float32)  # sRGB levels, 0..255
         block_lab = srgb_to_lab(block_rgb / 255.0)
         moved = block_lab + strength * (np.asarray(cell_grids[lo:lo + step], np.float32) - block_lab)
         shift = lab_to_srgb(moved).astype(np.float32) - block_rgb
-        # weights @ shift @ weights.T for every tile and channel, as two batched products that leave the
-        # field in the tiles' own (k, p, p, 3) layout: adding a transposed view to the tiles cost 3x more.
+        # down @ shift @ across.T for every tile and channel, as two batched products that leave the
+        # field in the tiles' own (k, h, w, 3) layout: adding a transposed view to the tiles cost 3x more.
         k = len(part)
-        rows_done = np.matmul(weights, shift.reshape(k, grid, grid * 3)).reshape(k, side, grid, 3)
-        field = np.matmul(weights, rows_done)
+        rows_done = np.matmul(down, shift.reshape(k, grid, grid * 3)).reshape(k, height, grid, 3)
+        field = np.matmul(across, rows_done)
         field += part
         field += 0.5
         np.clip(field, 0, 255, out=field)

@@ -1,7 +1,7 @@
 """Stage 3, assemble (Dask): render the mosaic in horizontal bands on the workers, stream them into the output.
 
 Each band is one task (:func:`pipeline.rendering.render_band`): it reads the
-thumbnails its cells use, resizes them to ``tile_px`` (or re-reads the original
+thumbnails its cells use, resizes them to the tile size (or re-reads the original
 photos), blends them toward their cells' colours and returns the band encoded in
 the output's format, plus a small preview. The client keeps a bounded number of
 bands in flight and hands them, in order, to the format's writer: memory stays
@@ -23,6 +23,7 @@ from ..cache import TileCache
 from ..cluster import stage_client
 from ..config import or_config
 from ..errors import MosaicError
+from ..features import TileAspect
 from ..files import check_not_precious
 from ..formats import format_for, write_bands
 from ..progress import Progress
@@ -76,7 +77,7 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
         Its extension names the format: see :func:`pipeline.formats.format_for`.
     client : distributed.Client
     tile_px : int
-        Side of each tile in the output.
+        Each tile's shorter side in the output; tiles have the cache's tile aspect.
     blend : float
         0..1: pull each tile toward its cell's colour (alpha overlay).
     from_originals : bool
@@ -108,23 +109,24 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
         raise MosaicError(f"`correct` must be between 0 and 1, got {correct}")
     cell_grid = record.correction_grid() if correct > 0 else None
     rows, cols = record.rows, record.cols
-    width, height = cols * tile_px, rows * tile_px
     output_format = format_for(out)
+    tile_h, tile_w = tile_shape = _check_cache_matches(record, cache_path).tile_shape(tile_px)
+    width, height = cols * tile_w, rows * tile_h
     output_format.check_size(width, height)
-    _check_cache_matches(record, cache_path)
     stat = os.stat(cache_path)
     stamp = (stat.st_size, stat.st_mtime_ns)
     threads = max(1, sum(client.nthreads().values()))
-    bands = output_format.plan_bands(rows, cols, tile_px, threads, band_bytes)
-    window = max(2, min(2 * threads, IN_FLIGHT_BYTES // max(1, (bands[0][1] - bands[0][0]) * tile_px * width * 3)))
-    preview_px = max(1, min(tile_px, preview_width // cols))
+    bands = output_format.plan_bands(rows, cols, tile_shape, threads, band_bytes)
+    window = max(2, min(2 * threads, IN_FLIGHT_BYTES // max(1, (bands[0][1] - bands[0][0]) * tile_h * width * 3)))
+    preview_w = max(1, min(tile_w, preview_width // cols))
+    preview_shape = (max(1, min(tile_h, round(preview_w * tile_h / tile_w))), preview_w)
 
     def submit() -> Iterator[Future]:
         for first, end, place in bands:
             tiles = record.tiles[first:end]
             paths = {r: record.tile_paths[r] for r in np.unique(tiles).tolist()} if from_originals else None
             yield client.submit(render_band, cache_path, stamp, tiles, record.cell_rgb[first:end],
-                                tile_px, blend, preview_px, output_format, place, paths,
+                                tile_shape, blend, preview_shape, output_format, place, paths,
                                 None if cell_grid is None else cell_grid[first:end], correct, pure=False)
 
     bar = Progress("assemble", rows, "rows of cells", enabled=progress)
@@ -135,7 +137,7 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
             for band in ordered:
                 previews.append(band.preview)
                 unreadable.update(band.unreadable)
-                bar.update(len(band.preview) // preview_px)
+                bar.update(len(band.preview) // preview_shape[0])
                 yield band.pixels
 
     stream = encoded()
@@ -148,9 +150,10 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     return RenderResult(out, width, height, np.concatenate(previews), len(unreadable), time.perf_counter() - start)
 
 
-def _check_cache_matches(record: AssignmentRecord, cache_path: str) -> None:
+def _check_cache_matches(record: AssignmentRecord, cache_path: str) -> TileAspect:
+    """The cache's tile aspect, once its tiles are those the record names."""
     with TileCache.open(cache_path) as cache:
-        n_tiles = len(cache)
+        n_tiles, aspect = len(cache), cache.tile_aspect
         used = sorted(record.tile_paths)
         if used and (used[0] < 0 or used[-1] >= n_tiles):
             raise MosaicError(f"the assignment uses tile row {used[-1]}, but {cache_path} holds {n_tiles} tiles: "
@@ -163,6 +166,7 @@ def _check_cache_matches(record: AssignmentRecord, cache_path: str) -> None:
     missing = set(np.unique(record.tiles).tolist()) - set(record.tile_paths)
     if missing:
         raise MosaicError(f"the assignment record lacks the path of tile {min(missing)}")
+    return aspect
 
 
 def render_mosaic(assignment: str | os.PathLike, cache_path: str | os.PathLike, out: str | os.PathLike, *,
@@ -179,7 +183,7 @@ def render_mosaic(assignment: str | os.PathLike, cache_path: str | os.PathLike, 
     out : path
         The new image; see :func:`render_assignment` for the formats and other options.
     tile_px : int, optional
-        Side of each tile in the output (default ``mosaic.make.tile-px``).
+        Each tile's shorter side in the output (default ``mosaic.make.tile-px``).
     correct : float, optional
         Colour correction 0..1 (default: the one the mosaic was made with).
     client : distributed.Client, optional

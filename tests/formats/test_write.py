@@ -140,8 +140,8 @@ class _PortablePixmap:
     def check_size(self, width, height):
         pass
 
-    def plan_bands(self, rows, cols, tile_px, threads, band_bytes=None):
-        return cell_row_bands(rows, cols, tile_px, threads, band_bytes)
+    def plan_bands(self, rows, cols, tile_shape, threads, band_bytes=None):
+        return cell_row_bands(rows, cols, tile_shape, threads, band_bytes)
 
     def encode_band(self, source, place):
         return source.canvas().copy()

@@ -12,7 +12,7 @@ from PIL import Image
 
 from pipeline import MosaicError, ReuseRule, TileCache, index_library, make_mosaic, read_assignment, render_mosaic
 from pipeline.ingest import FileEntry, index_batch
-from pipeline.photo import load_square_thumbnail
+from pipeline.photo import load_thumbnail
 
 
 def photo_files(root):
@@ -21,7 +21,7 @@ def photo_files(root):
 
 def test_index_batch_sorts_every_file(small_library):
     files = [FileEntry(p, os.path.getsize(p), 0) for p in photo_files(small_library)]
-    batch = index_batch(files, tile_size=16, grid=2)
+    batch = index_batch(files, thumbnail=16, grid=2)
     reasons = {os.path.basename(e.path): r for e, r, _ in batch.failures}
     assert reasons == {"empty.jpg": "empty", "notes.jpg": "not-an-image"}
     assert batch.ignored == 1  # sidecar.xmp: no image extension, no image signature
@@ -42,7 +42,7 @@ def test_index_then_make(small_library, tmp_path, client, demo_target):
         assert cache.roots == [str(small_library)]
         # The cached thumbnail is what the photo function makes of that file.
         row = 17
-        np.testing.assert_array_equal(cache.thumbnails([row])[0], load_square_thumbnail(paths[row], 32))
+        np.testing.assert_array_equal(cache.thumbnails([row])[0], load_thumbnail(paths[row], 32))
 
     out = tmp_path / "mosaic.png"
     result = make_mosaic(demo_target, cache_path, out, cols=20, tile_px=10, rule=ReuseRule(10), client=client, progress=False)
@@ -90,7 +90,7 @@ def test_second_run_adds_only_new_or_changed_files(small_library, tmp_path, clie
     assert (third.added, third.replaced) == (1, 1)
     with TileCache.open(cache_path) as cache:
         assert len(cache) == 121 and cache.paths()[row] == str(changed)
-        np.testing.assert_array_equal(cache.thumbnails([row])[0], load_square_thumbnail(str(changed), 64))
+        np.testing.assert_array_equal(cache.thumbnails([row])[0], load_thumbnail(str(changed), 64))
 
 
 def test_cache_built_with_other_settings_is_refused(small_library, tmp_path, client):
@@ -125,7 +125,7 @@ def test_copies_become_aliases_and_prune_forgets_what_is_gone(small_library, tmp
         assert [os.path.basename(p) for p, _, _ in cache.failures()] == ["notes.jpg"]
         for path, mean in zip(paths, cache.features().mean_lab):  # rows moved, features moved with them
             np.testing.assert_array_equal(mean, kept_row_features[str(original) if path == str(copy) else path])
-        np.testing.assert_array_equal(cache.thumbnails([paths.index(str(copy))])[0], load_square_thumbnail(str(copy), 64))
+        np.testing.assert_array_equal(cache.thumbnails([paths.index(str(copy))])[0], load_thumbnail(str(copy), 64))
 
 
 def test_a_fixed_file_loses_its_failure_and_a_broken_one_keeps_its_tile_until_pruned(small_library, tmp_path, client, demo_photos):
@@ -150,7 +150,7 @@ def test_min_size_and_vanished_files_are_recorded(tmp_path, demo_photos):
     Image.new("RGB", (600, 20), (1, 2, 3)).save(tmp_path / "strip.jpg")
     shutil.copy(demo_photos[0], tmp_path / "ok.jpg")
     files = [FileEntry(str(tmp_path / n), 1, 0) for n in ("strip.jpg", "ok.jpg", "vanished.jpg")]
-    batch = index_batch(files, tile_size=16, grid=2, min_size=32)
+    batch = index_batch(files, thumbnail=16, grid=2, min_size=32)
     assert {os.path.basename(e.path): r for e, r, _ in batch.failures} == {"strip.jpg": "too-small", "vanished.jpg": "missing"}
     assert [os.path.basename(e.path) for e in batch.tiles] == ["ok.jpg"]
     assert batch.content_hashes.shape == (1, 2) and batch.content_hashes.dtype == np.uint64
@@ -198,8 +198,8 @@ def test_when_a_tile_changes_its_aliases_are_indexed_anew(small_library, tmp_pat
     assert third.added == 1
     with TileCache.open(cache_path) as cache:
         paths = cache.paths()
-        np.testing.assert_array_equal(cache.thumbnails([paths.index(str(copy))])[0], load_square_thumbnail(str(copy), 64))
-        np.testing.assert_array_equal(cache.thumbnails([paths.index(str(original))])[0], load_square_thumbnail(str(original), 64))
+        np.testing.assert_array_equal(cache.thumbnails([paths.index(str(copy))])[0], load_thumbnail(str(copy), 64))
+        np.testing.assert_array_equal(cache.thumbnails([paths.index(str(original))])[0], load_thumbnail(str(original), 64))
 
 
 def test_a_lower_min_size_takes_effect_on_unchanged_files(tmp_path, client, demo_photos):
@@ -248,5 +248,5 @@ def test_a_smart_crop_cache_cuts_each_photo_around_its_subject_and_keeps_to_it(t
                   progress=False)
     sharp = np.asarray(Image.open(tmp_path / "sharp.png"))
     for (r, c), row in np.ndenumerate(record.tiles):
-        expected = load_square_thumbnail(record.tile_paths[int(row)], 24, crop="smart")
+        expected = load_thumbnail(record.tile_paths[int(row)], 24, crop="smart")
         np.testing.assert_array_equal(sharp[r * 24:(r + 1) * 24, c * 24:(c + 1) * 24], expected)

@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 
 from pipeline.features import compute_features, srgb_to_lab
-from pipeline.photo import load_square_thumbnail
+from pipeline.photo import load_thumbnail
 from pipeline.rendering import blend_tiles, correct_tiles
 
 
 def _tiles(photos, count: int, side: int = 32) -> np.ndarray:
-    return np.stack([load_square_thumbnail(str(path), side) for path in photos[:count]])
+    return np.stack([load_thumbnail(str(path), side) for path in photos[:count]])
 
 
 def _detail(tiles: np.ndarray) -> np.ndarray:

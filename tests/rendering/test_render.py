@@ -20,7 +20,7 @@ from pipeline import MosaicError, ReuseRule, TileCache, index_library, make_mosa
 from pipeline.formats import format_for, halve
 from pipeline.formats.jpeg import QUALITY
 from pipeline.formats.tiff import pyramid_sizes
-from pipeline.photo import load_square_thumbnail
+from pipeline.photo import load_thumbnail
 from pipeline.rendering import correct_tiles, render_assignment, resize_tiles, tile_canvas
 from support.browser import open_page
 from support.deep_zoom import read_level
@@ -94,7 +94,7 @@ def _worst_strip_error(mine, reference, strip=32):
 
 def test_tiff_from_bands_holds_the_mosaic_at_every_level(made, one_thread, tmp_path):
     summary, cache = made
-    bands = format_for("m.tif").plan_bands(summary.rows, 20, 96, 1)
+    bands = format_for("m.tif").plan_bands(summary.rows, 20, (96, 96), 1)
     # Bands of 1024 rows that cut through the 96 px cells and encode three levels each, the lower two
     # laid out from halved tiles; the writer carries the rest.
     assert [place.levels for _, _, place in bands] == [3, 3] and bands[1][2].skip_rows == 1024 % 96
@@ -115,7 +115,7 @@ def test_tiff_from_bands_holds_the_mosaic_at_every_level(made, one_thread, tmp_p
 @pytest.mark.parametrize("tile_px", [96, 90, 80])
 def test_deep_zoom_from_bands_holds_the_mosaic_at_every_level(made, one_thread, tmp_path, tile_px):
     summary, cache = made
-    bands = format_for("m.dzi").plan_bands(summary.rows, 20, tile_px, 1)
+    bands = format_for("m.dzi").plan_bands(summary.rows, 20, (tile_px, tile_px), 1)
     # Bands of 1016 rows that cut through the cells, each rendered 4 rows deeper at top and bottom for the
     # tiles' overlap, encode three levels each; the writer carries the rest.
     assert [(place.first_row, place.levels, place.margin) for _, _, place in bands] == [(0, 3, 4), (1016, 3, 4)]
@@ -149,7 +149,7 @@ def test_from_originals_rereads_photos_and_falls_back_when_one_is_gone(made, cli
     assert result.fallbacks == 1
     image = np.asarray(Image.open(tmp_path / "sharp.png"))
     r, c = np.argwhere(record.tiles != gone_row)[0]
-    photo = load_square_thumbnail(record.tile_paths[int(record.tiles[r, c])], 96)
+    photo = load_thumbnail(record.tile_paths[int(record.tiles[r, c])], 96)
     np.testing.assert_array_equal(image[r * 96 : (r + 1) * 96, c * 96 : (c + 1) * 96], photo)
     with TileCache.open(cache) as tiles:  # the missing photo's cached thumbnail, enlarged, stands in
         np.testing.assert_array_equal(image[:96, :96], resize_tiles(tiles.thumbnails([gone_row]), 96)[0])
