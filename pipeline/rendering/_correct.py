@@ -82,17 +82,17 @@ def correct_tiles(tiles: np.ndarray, cell_grids: np.ndarray, strength: float) ->
     step = max(1, _CHUNK_PIXELS // (height * width))
     for lo in range(0, len(tiles), step):
         part = tiles[lo:lo + step]
-        block_rgb = block_means(part.astype(np.float32), grid).astype(np.float32)  # sRGB levels, 0..255
+        block_rgb = block_means(part, grid)  # sRGB levels, 0..255
         block_lab = srgb_to_lab(block_rgb / 255.0)
         moved = block_lab + strength * (np.asarray(cell_grids[lo:lo + step], np.float32) - block_lab)
-        shift = lab_to_srgb(moved).astype(np.float32) - block_rgb
+        # + 0.5 rounds the sum below; a constant shift makes a constant field (each row of weights sums to 1).
+        shift = lab_to_srgb(moved).astype(np.float32) - block_rgb + 0.5
         # down @ shift @ across.T for every tile and channel, as two batched products that leave the
         # field in the tiles' own (k, h, w, 3) layout: adding a transposed view to the tiles cost 3x more.
         k = len(part)
         rows_done = np.matmul(down, shift.reshape(k, grid, grid * 3)).reshape(k, height, grid, 3)
         field = np.matmul(across, rows_done)
         field += part
-        field += 0.5
         np.clip(field, 0, 255, out=field)
         out[lo:lo + step] = field
     return out
