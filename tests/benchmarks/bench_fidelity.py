@@ -1,7 +1,7 @@
 """Benchmark: how like the target each mosaic looks, ours against metapixel and phomo, reuse allowed and each photo once.
 
 Fidelity is judged with scikit-image on target and mosaic both resized (box filter)
-to 4 samples per cell edge:
+to 4 samples per cell edge (on the shorter edge of a cell that is not square):
 
 - **CIEDE2000**: mean ``skimage.color.deltaE_ciede2000`` of the samples (colour; lower is better);
 - **SSIM of L**: ``skimage.metrics.structural_similarity`` of CIELAB lightness, data range
@@ -10,6 +10,8 @@ to 4 samples per cell edge:
 
 Every tool gets the same photos, grid and tile size: the target is first resized to
 ``cols * 32`` px wide and a whole number of 32 px rows (how metapixel sets its grid).
+``--tile-aspect 3:2`` (with a cache indexed at that aspect and a metapixel library prepared
+at 48 x 32) runs ours and metapixel with 48 x 32 tiles instead; phomo is compared at 1:1.
 
 - metapixel (Debian's 1.0.2): ``-e local`` at its default minimum repeat distance, and
   ``-e global`` (each photo once), from a library prepared once with
@@ -48,8 +50,9 @@ from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
-from pipeline import ReuseRule, make_mosaic, render_mosaic
+from pipeline import ReuseRule, TileCache, make_mosaic, render_mosaic
 from pipeline.cluster import open_cluster
+from pipeline.features import SQUARE, TileAspect
 
 SAMPLES_PER_CELL = 4
 TILE_PX = 32
@@ -64,9 +67,11 @@ class Score:
     seconds: float
 
 
-def fidelity(target: Image.Image, mosaic: Image.Image, cols: int, rows: int) -> tuple[float, float, float]:
-    """CIEDE2000 mean, SSIM of L and CIE76 mean of target and mosaic at 4 samples per cell edge."""
-    size = (cols * SAMPLES_PER_CELL, rows * SAMPLES_PER_CELL)
+def fidelity(target: Image.Image, mosaic: Image.Image, cols: int, rows: int,
+             aspect: TileAspect = SQUARE) -> tuple[float, float, float]:
+    """CIEDE2000 mean, SSIM of L and CIE76 mean of target and mosaic at 4 samples per (shorter) cell edge."""
+    sample_h, sample_w = aspect.tile_shape(SAMPLES_PER_CELL)
+    size = (cols * sample_w, rows * sample_h)
     ours = rgb2lab(np.asarray(mosaic.convert("RGB").resize(size, Image.Resampling.BOX)))
     theirs = rgb2lab(np.asarray(target.resize(size, Image.Resampling.BOX)))
     ciede = float(deltaE_ciede2000(theirs, ours).mean())
@@ -75,17 +80,19 @@ def fidelity(target: Image.Image, mosaic: Image.Image, cols: int, rows: int) -> 
     return ciede, ssim, cie76
 
 
-def prepared_target(path: str, cols: int) -> tuple[Image.Image, int]:
-    """The target resized to ``cols`` whole 32 px cells across and whole rows down, and its rows."""
+def prepared_target(path: str, cols: int, aspect: TileAspect = SQUARE) -> tuple[Image.Image, int]:
+    """The target resized to ``cols`` whole cells (32 px on their shorter side) across and whole rows down, and its rows."""
+    tile_h, tile_w = aspect.tile_shape(TILE_PX)
     with Image.open(path) as image:
         image = image.convert("RGB")
-        width = cols * TILE_PX
-        rows = max(1, round(image.height * width / image.width / TILE_PX))
-        return image.resize((width, rows * TILE_PX), Image.Resampling.LANCZOS), rows
+        width = cols * tile_w
+        rows = max(1, round(image.height * width / image.width / tile_h))
+        return image.resize((width, rows * tile_h), Image.Resampling.LANCZOS), rows
 
 
-def run_metapixel(library: str, target_path: str, out: str, search: str) -> None:
-    subprocess.run(["metapixel", "-l", library, "-w", str(TILE_PX), "-h", str(TILE_PX), "-e", search,
+def run_metapixel(library: str, target_path: str, out: str, search: str, aspect: TileAspect = SQUARE) -> None:
+    tile_h, tile_w = aspect.tile_shape(TILE_PX)
+    subprocess.run(["metapixel", "-l", library, "-w", str(tile_w), "-h", str(tile_h), "-e", search,
                     "--metapixel", target_path, out], check=True, capture_output=True)
 
 
@@ -145,13 +152,13 @@ def our_runs(variants: list[tuple[str, dict]]) -> list[tuple[str, dict, ReuseRul
 
 def score_target(path: str, cols: int, args, work: str, client, phomo: Phomo | None, save: str | None) -> dict[str, Score]:
     name = os.path.splitext(os.path.basename(path))[0]
-    target, rows = prepared_target(path, cols)
+    target, rows = prepared_target(path, cols, args.aspect)
     target_path = os.path.join(work, f"{name}.{cols}.png")
     target.save(target_path)
     scores: dict[str, Score] = {}
 
     def keep(label: str, image: Image.Image, most: int | None, seconds: float) -> None:
-        scores[label] = Score(*fidelity(target, image, cols, rows), most, seconds)
+        scores[label] = Score(*fidelity(target, image, cols, rows, args.aspect), most, seconds)
         if save:
             image.save(os.path.join(save, f"{name}.{cols}.{label.replace(' ', '_')}.jpg"), quality=90)
 
@@ -160,7 +167,7 @@ def score_target(path: str, cols: int, args, work: str, client, phomo: Phomo | N
     for search in ("local", "global") if args.peers else ():
         out = os.path.join(work, f"{name}.{cols}.metapixel-{search}.png")
         t = time.perf_counter()
-        run_metapixel(args.metapixel_library, target_path, out, search)
+        run_metapixel(args.metapixel_library, target_path, out, search, args.aspect)
         with Image.open(out) as image:
             keep(f"metapixel {search}", image.convert("RGB"), 1 if search == "global" else None, time.perf_counter() - t)
     if phomo is not None:
@@ -179,36 +186,37 @@ def score_target(path: str, cols: int, args, work: str, client, phomo: Phomo | N
     return scores
 
 
-def tile_ssim(original: np.ndarray, changed: np.ndarray) -> float:
+def tile_ssim(original: np.ndarray, changed: np.ndarray, aspect: TileAspect = SQUARE) -> float:
     """Mean SSIM of CIELAB lightness, tile by tile, of a changed mosaic against the untouched one: how much of each photo is kept."""
-    side = TILE_PX
-    rows, cols = original.shape[0] // side, original.shape[1] // side
+    h, w = aspect.tile_shape(TILE_PX)
+    rows, cols = original.shape[0] // h, original.shape[1] // w
     l_original, l_changed = rgb2lab(original)[..., 0], rgb2lab(changed)[..., 0]
-    return float(np.mean([structural_similarity(l_original[r * side:(r + 1) * side, c * side:(c + 1) * side],
-                                                l_changed[r * side:(r + 1) * side, c * side:(c + 1) * side], data_range=100.0)
+    return float(np.mean([structural_similarity(l_original[r * h:(r + 1) * h, c * w:(c + 1) * w],
+                                                l_changed[r * h:(r + 1) * h, c * w:(c + 1) * w], data_range=100.0)
                           for r in range(rows) for c in range(cols)]))
 
 
-def correct_against_blend(paths: list[str], cols: int, cache: str, work: str, client) -> None:
+def correct_against_blend(paths: list[str], cols: int, cache: str, work: str, client, aspect: TileAspect = SQUARE) -> None:
     """At the same colour gain, how much of each tile --correct keeps against --blend (tile SSIM vs the untouched mosaic)."""
     strengths, alphas = (0.3, 0.5, 1.0), np.round(np.arange(0.0, 0.95, 0.05), 2)
     rows_out = []
     for path in paths:
         name = os.path.splitext(os.path.basename(path))[0]
-        target, rows = prepared_target(path, cols)
+        target, rows = prepared_target(path, cols, aspect)
         target_path = os.path.join(work, f"{name}.cvb.png")
         target.save(target_path)
         plain = os.path.join(work, f"{name}.plain.png")
         summary = make_mosaic(target_path, cache, plain, cols=cols, rows=rows, tile_px=TILE_PX, correct=0.0, report=False,
                               progress=False, client=client)
         original = np.asarray(Image.open(plain).convert("RGB"))
-        base = fidelity(target, Image.fromarray(original), cols, rows)[0]
+        base = fidelity(target, Image.fromarray(original), cols, rows, aspect)[0]
 
         def judged(**change) -> tuple[float, float]:
             out = os.path.join(work, f"{name}.changed.png")
             render_mosaic(summary.assignment_npz, cache, out, tile_px=TILE_PX, progress=False, client=client, **change)
             changed = np.asarray(Image.open(out).convert("RGB"))
-            return base - fidelity(target, Image.fromarray(changed), cols, rows)[0], tile_ssim(original, changed)
+            return (base - fidelity(target, Image.fromarray(changed), cols, rows, aspect)[0],
+                    tile_ssim(original, changed, aspect))
 
         blends = [judged(blend=float(a), correct=0.0) for a in alphas]
         for strength in strengths:
@@ -285,7 +293,14 @@ def main() -> None:
     parser.add_argument("--correct-vs-blend", action="store_true",
                         help="instead: at the same CIEDE2000 gain, the tile SSIM kept by --correct and by --blend")
     parser.add_argument("--save", help="keep every picture here (for docs/)")
+    parser.add_argument("--tile-aspect", dest="aspect", type=TileAspect.parse, default=SQUARE,
+                        help="W:H: tiles of this shape for ours (the cache's own) and metapixel (its library's)")
     args = parser.parse_args()
+    with TileCache.open(args.cache) as cache:
+        if cache.tile_aspect != args.aspect:
+            parser.error(f"{args.cache} has tiles of aspect {cache.tile_aspect}, not {args.aspect}: give --tile-aspect")
+    if args.pool and args.aspect != SQUARE:
+        parser.error("phomo is compared with square tiles only: drop --pool")
     if shutil.which("metapixel") is None:
         parser.error("metapixel is not installed: apt-get install metapixel")
     if args.save:
@@ -293,7 +308,7 @@ def main() -> None:
     paths = [p for p in sorted(glob.glob(os.path.join(args.targets, "*.jpg"))) if not args.only or args.only in p]
     if args.correct_vs_blend:
         with tempfile.TemporaryDirectory() as work, open_cluster(announce=False) as client:
-            correct_against_blend(paths, args.cols, args.cache, work, client)
+            correct_against_blend(paths, args.cols, args.cache, work, client, args.aspect)
         return
     phomo = Phomo(args.pool) if args.pool else None
     tables: dict[int, dict[str, dict[str, Score]]] = {args.cols: {}, **({args.phomo_cols: {}} if phomo else {})}
@@ -306,7 +321,8 @@ def main() -> None:
                 print(f"{name} @ {cols} cols: " + "; ".join(
                     f"{k} {s.ciede2000:.2f}/{s.ssim_l:.3f}/{s.most_uses or '-'}" for k, s in table[name].items()), flush=True)
     for cols, table in tables.items():
-        print_table(f"{cols} columns x {TILE_PX} px (CIEDE2000 lower, SSIM of L higher is better)", table)
+        tile_h, tile_w = args.aspect.tile_shape(TILE_PX)
+        print_table(f"{cols} columns x {tile_w}x{tile_h} px (CIEDE2000 lower, SSIM of L higher is better)", table)
 
 
 if __name__ == "__main__":
