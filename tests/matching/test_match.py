@@ -72,3 +72,34 @@ def test_ranked_candidates_in_blocks_on_dask_equal_one_local_search(client):
     np.testing.assert_array_equal(blocks[1], local[1])
     np.testing.assert_array_equal(blocks[0], local[0])
     assert (np.diff(local[0], axis=1) >= 0).all()  # best first
+
+
+def _no_repeat_within(tiles: np.ndarray, cols: int, distance: int) -> bool:
+    grid = tiles.reshape(-1, cols)
+    rows = len(grid)
+    for dr in range(0, distance + 1):
+        for dc in range(-distance, distance + 1):
+            if (dr, dc) <= (0, 0):
+                continue
+            a = grid[: rows - dr, max(0, -dc): cols - max(0, dc)]  # cell (r, c) against (r + dr, c + dc)
+            b = grid[dr:, max(0, dc): cols + min(0, dc)]
+            if (a == b).any():
+                return False
+    return True
+
+
+def test_a_cap_the_repeat_distance_already_keeps_changes_nothing_and_one_it_does_not_still_holds():
+    # A flat 30 x 30 target: most cells share one nearest tile, which the distance spreads out.
+    rng = np.random.default_rng(9)
+    cells = (np.array([60.0, 10.0, -20.0]) + rng.normal(0, 2, (900, 3))).astype(np.float32)
+    tiles = random_lab(400, 10)
+    assert np.bincount(match_cells(cells, tiles).tiles).max() > 200
+    spread_only = match_cells(cells, tiles, rule=ReuseRule(None, 2), cols=30)
+    most = int(np.bincount(spread_only.tiles).max())
+    assert most <= 100 and _no_repeat_within(spread_only.tiles, 30, 2)  # one use in every 3 x 3 block at most
+    # A cap the spread choice already keeps: the same choice, without the capacitated solve.
+    kept = match_cells(cells, tiles, rule=ReuseRule(most, 2), cols=30)
+    np.testing.assert_array_equal(kept.tiles, spread_only.tiles)
+    # A tighter cap: both rules hold.
+    tighter = match_cells(cells, tiles, rule=ReuseRule(most // 2, 2), cols=30)
+    assert np.bincount(tighter.tiles).max() <= most // 2 and _no_repeat_within(tighter.tiles, 30, 2)
