@@ -244,11 +244,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if hasattr(args, "scheduler"):  # a command that computes: the cluster flags are in force while it runs
             with cluster_settings(**_cluster_flags(args)):
-                return _run(args)
-        return _run(args)
+                status = _run(args)
+        else:
+            status = _run(args)
+        sys.stdout.flush()  # here, where a reader that went away is caught, not at interpreter exit
+        return status
     except MosaicError as exc:
         print(f"mosaic: error: {message_with_names(exc, _FLAGS)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`mosaic info CACHE | head -3`): stop quietly, as a filter does, and keep
+        # Python's exit-time flush of stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a filter its reader left
     except OSError as exc:  # a full disk, an I/O error, a folder that vanished: what and where, in one line
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"mosaic: error: {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)

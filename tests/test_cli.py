@@ -83,3 +83,15 @@ def test_bad_input_gives_one_line(tmp_path, small_library, demo_target):
 def test_python_dash_m_and_help():
     result = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and all(c in result.stdout for c in ("demo", "index", "make", "info"))
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(small_library, tmp_path):
+    # `mosaic info CACHE | head -1`: the reader closes the pipe before mosaic writes.
+    cache = tmp_path / "c.h5"
+    subprocess.run([*MOSAIC, "index", small_library / "album1", "--cache", cache, "--workers", "1", "--quiet"],
+                   check=True, capture_output=True, timeout=180)
+    read, write = os.pipe()
+    os.close(read)  # no reader at all: the first write fails
+    done = subprocess.run([*MOSAIC, "info", cache], stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+    os.close(write)
+    assert done.returncode == 141 and done.stderr == ""
