@@ -110,7 +110,7 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     cell_grid = record.correction_grid() if correct > 0 else None
     rows, cols = record.rows, record.cols
     output_format = format_for(out)
-    tile_h, tile_w = tile_shape = _check_cache_matches(record, cache_path).tile_shape(tile_px)
+    tile_h, tile_w = tile_shape = _aspect_of_matching_cache(record, cache_path).tile_shape(tile_px)
     width, height = cols * tile_w, rows * tile_h
     output_format.check_size(width, height)
     stat = os.stat(cache_path)
@@ -150,8 +150,8 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     return RenderResult(out, width, height, np.concatenate(previews), len(unreadable), time.perf_counter() - start)
 
 
-def _check_cache_matches(record: AssignmentRecord, cache_path: str) -> TileAspect:
-    """The cache's tile aspect, once its tiles are those the record names."""
+def _aspect_of_matching_cache(record: AssignmentRecord, cache_path: str) -> TileAspect:
+    """The cache's tile aspect, once it is checked to hold the tiles the record names (else MosaicError)."""
     with TileCache.open(cache_path) as cache:
         n_tiles, aspect = len(cache), cache.tile_aspect
         used = sorted(record.tile_paths)
