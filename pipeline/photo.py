@@ -18,7 +18,7 @@ import simplejpeg
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .config import config_get
-from .features import ANALYSIS_SIDE, CROP_MODES, TileAspect, crop_box, salient_window_offset
+from .features import ANALYSIS_SIDE, CROP_MODES, TileAspect, crop_box, pixel_shape, salient_window_offset
 
 __all__ = [
     "BACKGROUND_RGB",
@@ -303,13 +303,6 @@ def _finish(image: Image.Image, icc: bytes | None, shape: tuple[int, int] | None
         raise PhotoError("unsupported", f"{image.mode} pixels: {exc}") from None
 
 
-def _thumbnail_shape(size: int | tuple[int, int]) -> tuple[int, int]:
-    height, width = (size, size) if isinstance(size, (int, np.integer)) else size
-    if min(height, width) < 1:
-        raise ValueError(f"a thumbnail needs at least one pixel a side, got {height}x{width}")
-    return int(height), int(width)
-
-
 def decode_thumbnail(data: bytes, size: int | tuple[int, int], *, max_pixels: int | None = None, min_size: int = 1,
                      crop: str = "centre") -> np.ndarray:
     """Decode a photo's bytes, cut the largest window of the thumbnail's aspect and shrink it to ``size``.
@@ -346,7 +339,7 @@ def decode_thumbnail(data: bytes, size: int | tuple[int, int], *, max_pixels: in
     """
     if crop not in CROP_MODES:
         raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
-    shape = _thumbnail_shape(size)
+    shape = pixel_shape(size)
     # The window may take the tile's long side from the photo's short one: decode at least that much.
     image, icc = _decode_upright_srgb(data, max(shape), max_pixels or config_get("index.max-pixels"), min_size)
     return _finish(image, icc, shape, crop)

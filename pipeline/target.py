@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import MosaicError
-from .features import SQUARE, TileAspect, TileFeatures, compute_features
+from .features import SQUARE, TileAspect, TileFeatures, compute_features, pixel_shape
 from .photo import PhotoError, load_rgb
 
 __all__ = ["CELL_SAMPLE_PX", "TargetCells", "cell_patches", "describe_target", "grid_shape"]
@@ -56,7 +56,7 @@ def cell_patches(target: np.ndarray, rows: int, cols: int, cell_px: int | tuple[
     ndarray of uint8, shape (n_rows * cols, height, width, 3), row-major.
     """
     first, last = row_range or (0, rows)
-    patch_h, patch_w = (cell_px, cell_px) if isinstance(cell_px, int) else cell_px
+    patch_h, patch_w = pixel_shape(cell_px)
     height, width = target.shape[:2]
     left, top, cell_width, cell_height = _grid_crop(width, height, rows, cols, aspect)
     box = (left, top + first * cell_height, left + cols * cell_width, top + last * cell_height)

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["ANALYSIS_SIDE", "CROP_MODES", "SQUARE", "TileAspect", "crop_box", "salient_window_offset"]
+__all__ = ["ANALYSIS_SIDE", "CROP_MODES", "SQUARE", "TileAspect", "crop_box", "pixel_shape", "salient_window_offset"]
 
 CROP_MODES = ("centre", "smart")
 ANALYSIS_SIDE = 32
@@ -74,6 +74,20 @@ class TileAspect(NamedTuple):
 
 
 SQUARE = TileAspect(1, 1)
+
+
+def pixel_shape(size: int | tuple[int, int]) -> tuple[int, int]:
+    """``(height, width)`` of a tile, thumbnail or patch given as one side (square) or as ``(height, width)``.
+
+    Raises
+    ------
+    ValueError
+        If a side is under one pixel.
+    """
+    height, width = (size, size) if isinstance(size, (int, np.integer)) else size
+    if min(height, width) < 1:
+        raise ValueError(f"a tile needs at least one pixel a side, got {height}x{width}")
+    return int(height), int(width)
 
 
 def crop_box(width: int, height: int, aspect: TileAspect = SQUARE, offset: float = 0.5) -> tuple[int, int, int, int]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._color import lab_from_f, srgb_to_lab_f
 
-__all__ = ["TileFeatures", "block_edges", "block_means", "compute_features", "DOMINANT_BINS_PER_CHANNEL"]
+__all__ = ["TileFeatures", "block_averaging", "block_edges", "block_means", "compute_features", "DOMINANT_BINS_PER_CHANNEL"]
 
 DOMINANT_BINS_PER_CHANNEL = 8
 _BIN_SHIFT = 5  # 256 levels >> 5 = 8 bins per channel
@@ -47,8 +47,8 @@ def _block_sums(f: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
     return sums, heights[:, None] * widths[None, :]
 
 
-def _averaging_matrix(size: int, grid: int) -> np.ndarray:
-    """(grid, size) float32 weights whose product with an axis of ``size`` is the mean of each block."""
+def block_averaging(size: int, grid: int) -> np.ndarray:
+    """(grid, size) float32 weights whose product with an axis of ``size`` is the mean of each of its ``grid`` blocks."""
     edges = np.append(block_edges(size, grid), size)
     weights = np.zeros((grid, size), np.float32)
     for block in range(grid):
@@ -63,8 +63,8 @@ def block_means(values: np.ndarray, grid: int) -> np.ndarray:
     float64; the means of uint8 levels differ from float64's by under 1e-4 of a level.
     """
     n, height, width, channels = values.shape
-    down = np.matmul(_averaging_matrix(height, grid), np.asarray(values, np.float32).reshape(n, height, width * channels))
-    return np.matmul(_averaging_matrix(width, grid), down.reshape(n, grid, width, channels))
+    down = np.matmul(block_averaging(height, grid), np.asarray(values, np.float32).reshape(n, height, width * channels))
+    return np.matmul(block_averaging(width, grid), down.reshape(n, grid, width, channels))
 
 
 def _dominant_f(rgb: np.ndarray, f: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import xxhash
 from distributed import get_worker
 
 from ..config import or_config
-from ..features import compute_features
+from ..features import compute_features, pixel_shape
 from ..photo import PHOTO_EXTENSIONS, PhotoError, decode_thumbnail, has_image_signature, read_photo
 from ._scan import FileEntry
 from ._stderr import caught_stderr
@@ -77,7 +77,7 @@ def index_batch(files: Sequence[FileEntry], thumbnail: int | tuple[int, int], gr
     min_size = or_config(min_size, "index.min-size")
     max_pixels = or_config(max_pixels, "index.max-pixels")
     tiles, digests, failures, ignored, messages = [], [], [], 0, []
-    height, width = (thumbnail, thumbnail) if isinstance(thumbnail, int) else thumbnail
+    height, width = pixel_shape(thumbnail)
     thumbnails = np.empty((len(files), height, width, 3), np.uint8)  # filled in place: no stacking copy
     for entry in files:
         if not _looks_like_photo(entry.path):

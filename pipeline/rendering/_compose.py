@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ..features import pixel_shape
+
 __all__ = ["blend_tiles", "resize_tiles", "tile_canvas"]
 
 
@@ -15,7 +17,7 @@ def resize_tiles(thumbnails: np.ndarray, shape: int | tuple[int, int]) -> np.nda
     stack is resized as one image, along an axis on which no two tiles touch,
     so nothing bleeds between tiles and the cost is a few Pillow calls, not K.
     """
-    height, width = (shape, shape) if isinstance(shape, (int, np.integer)) else shape
+    height, width = pixel_shape(shape)
     k, rows, cols = thumbnails.shape[:3]
     if k == 0:
         return np.empty((0, height, width, 3), np.uint8)

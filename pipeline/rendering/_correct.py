@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..features import block_edges, block_means, lab_to_srgb, srgb_to_lab
+from ..features import block_averaging, block_means, lab_to_srgb, srgb_to_lab
 
 __all__ = ["correct_tiles"]
 
@@ -39,10 +39,7 @@ def _field_weights(side: int, grid: int) -> np.ndarray:
     for (interpolating the block values themselves would flatten them).
     """
     weights = _smooth_upsample_matrix(side, grid)
-    edges = np.append(block_edges(side, grid), side)  # the blocks the cells' grids were computed on
-    averaging = np.zeros((grid, side), np.float32)
-    for block in range(grid):
-        averaging[block, edges[block]:edges[block + 1]] = 1.0 / (edges[block + 1] - edges[block])
+    averaging = block_averaging(side, grid)  # the blocks the cells' grids were computed on
     return (weights @ np.linalg.inv(averaging @ weights)).astype(np.float32)
 
 
