@@ -15,8 +15,9 @@ from pipeline.features import TileAspect, compute_features
 from pipeline.formats import halve
 from pipeline.formats.tiff import pyramid_sizes
 from pipeline.photo import load_rgb, load_thumbnail
-from pipeline.rendering import correct_tiles, render_assignment, resize_tiles, tile_canvas
+from pipeline.rendering import render_assignment
 from support.deep_zoom import read_level
+from support.mosaics import expected_mosaic
 
 MOSAIC = [sys.executable, "-m", "pipeline"]
 
@@ -27,16 +28,6 @@ def aspect_cache(request, small_library, tmp_path, client):
     cache = tmp_path / "tiles.h5"
     index_library(small_library, cache, tile_size=32, tile_aspect=request.param, client=client, progress=False)
     return TileAspect.parse(request.param), cache
-
-
-def _expected(record, cache, tile_shape):
-    """The mosaic as the record says: each cell's thumbnail resized to ``tile_shape``, corrected toward its cell."""
-    with TileCache.open(cache) as c:
-        images = resize_tiles(c.thumbnails(record.tiles.ravel()), tile_shape)
-    if record.correct:
-        grid = record.correction_grid()
-        images = correct_tiles(images, grid.reshape(-1, *grid.shape[2:]), record.correct)
-    return tile_canvas(images, np.arange(record.tiles.size).reshape(record.tiles.shape))
 
 
 def test_index_cuts_every_photo_to_the_aspect(aspect_cache):
@@ -66,7 +57,7 @@ def test_make_lays_out_cells_of_the_aspect_and_writes_the_tiles_it_recorded(aspe
     image = np.asarray(Image.open(summary.output))
     assert image.shape == (summary.rows * tile_h, 20 * tile_w, 3)
     record = read_assignment(summary.assignment_npz)
-    np.testing.assert_array_equal(image, _expected(record, cache, (tile_h, tile_w)))
+    np.testing.assert_array_equal(image, expected_mosaic(record, cache, (tile_h, tile_w)))
     # The mosaic is the target: its cells, seen from afar, are the target's (no stretch, no shift).
     target = np.asarray(Image.fromarray(load_rgb(str(demo_target), 1)).resize((20, summary.rows), Image.Resampling.BOX), float)
     mosaic = image.reshape(summary.rows, tile_h, 20, tile_w, 3).mean(axis=(1, 3))
@@ -81,7 +72,7 @@ def test_every_format_holds_the_mosaic_of_rectangular_cells(aspect_cache, client
                           report=False, client=client, progress=False)
     record = read_assignment(summary.assignment_npz)
     tile_shape = aspect.tile_shape(22)  # 22 x 33 or 33 x 22: an odd side, so pyramids halve the bands, not the tiles
-    expected = _expected(record, cache, tile_shape)
+    expected = expected_mosaic(record, cache, tile_shape)
     for name in ("m.jpg", "m.tif", "m.dzi"):
         result = render_assignment(record, cache, tmp_path / name, client, tile_px=22, band_bytes=1)
         assert (result.width, result.height) == expected.shape[1::-1]
@@ -102,7 +93,7 @@ def test_even_tiles_are_halved_in_place_for_pyramids(client, small_library, tmp_
     summary = make_mosaic(demo_target, cache, tmp_path / "m.png", cols=24, tile_px=32, rule=ReuseRule.nearest(),
                           report=False, client=client, progress=False)
     record = read_assignment(summary.assignment_npz)
-    expected = _expected(record, cache, (32, 48))
+    expected = expected_mosaic(record, cache, (32, 48))
     render_assignment(record, cache, tmp_path / "m.tif", client, tile_px=32, band_bytes=1)
     reference = expected
     for page in range(len(pyramid_sizes(*expected.shape[1::-1]))):

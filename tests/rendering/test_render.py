@@ -21,9 +21,10 @@ from pipeline.formats import format_for, halve
 from pipeline.formats.jpeg import QUALITY
 from pipeline.formats.tiff import pyramid_sizes
 from pipeline.photo import load_thumbnail
-from pipeline.rendering import correct_tiles, render_assignment, resize_tiles, tile_canvas
+from pipeline.rendering import render_assignment, resize_tiles
 from support.browser import open_page
 from support.deep_zoom import read_level
+from support.mosaics import expected_mosaic
 
 MOSAIC = [sys.executable, "-m", "pipeline"]
 
@@ -39,22 +40,11 @@ def made(small_library, tmp_path, client, demo_target):
     return summary, cache
 
 
-def _expected(record, cache, tile_px):
-    with TileCache.open(cache) as c:
-        used, layout = np.unique(record.tiles, return_inverse=True)
-        images = resize_tiles(c.thumbnails(used), tile_px)
-    if record.correct:  # every cell its tile moved toward the cell's colours, as the record says
-        grid = record.correction_grid()
-        images = correct_tiles(images[layout.ravel()], grid.reshape(-1, *grid.shape[2:]), record.correct)
-        layout = np.arange(record.tiles.size)
-    return tile_canvas(images, layout.reshape(record.tiles.shape))
-
-
 def test_make_writes_the_tiles_it_recorded(made):
     summary, cache = made
     record = read_assignment(summary.assignment_npz)
     assert record.tiles.shape == (summary.rows, summary.cols) and record.target.endswith("target.jpg")
-    np.testing.assert_array_equal(np.asarray(Image.open(summary.output)), _expected(record, cache, 16))
+    np.testing.assert_array_equal(np.asarray(Image.open(summary.output)), expected_mosaic(record, cache, 16))
 
 
 def test_render_in_many_bands_equals_the_reference(made, client, tmp_path):
@@ -62,7 +52,7 @@ def test_render_in_many_bands_equals_the_reference(made, client, tmp_path):
     result = render_assignment(read_assignment(summary.assignment_csv), cache, tmp_path / "again.png", client, tile_px=24,
                                band_bytes=1)  # one row of cells per task: 13 bands in order
     assert (result.width, result.height) == (20 * 24, summary.rows * 24)
-    expected = _expected(read_assignment(summary.assignment_csv), cache, 24)
+    expected = expected_mosaic(read_assignment(summary.assignment_csv), cache, 24)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "again.png")), expected)
     assert result.preview.shape == (summary.rows * 24, 20 * 24, 3)  # 1024 px wide preview: full size here
 
@@ -73,7 +63,7 @@ def test_jpeg_from_bands_encoded_apart_decodes_as_the_whole_image_encoded_at_onc
                       band_bytes=1)  # one row of 24 px cells per band: three rows of MCUs
     data = (tmp_path / "bands.jpg").read_bytes()
     assert b"\xff\xdd" in data[: data.index(b"\xff\xda")]  # restart markers: the bands were encoded apart
-    expected = _expected(read_assignment(summary.assignment_npz), cache, 24)
+    expected = expected_mosaic(read_assignment(summary.assignment_npz), cache, 24)
     reference = simplejpeg.encode_jpeg(expected, quality=QUALITY, colorspace="RGB", fastdct=False)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "bands.jpg")), np.asarray(Image.open(io.BytesIO(reference))))
 
@@ -99,7 +89,7 @@ def test_tiff_from_bands_holds_the_mosaic_at_every_level(made, one_thread, tmp_p
     # laid out from halved tiles; the writer carries the rest.
     assert [place.levels for _, _, place in bands] == [3, 3] and bands[1][2].skip_rows == 1024 % 96
     render_mosaic(summary.assignment_npz, cache, tmp_path / "m.tif", tile_px=96, client=one_thread, progress=False)
-    levels = [_expected(read_assignment(summary.assignment_npz), cache, 96)]
+    levels = [expected_mosaic(read_assignment(summary.assignment_npz), cache, 96)]
     sizes = pyramid_sizes(20 * 96, summary.rows * 96)
     while len(levels) < len(sizes):
         levels.append(halve(levels[-1]))
@@ -121,7 +111,7 @@ def test_deep_zoom_from_bands_holds_the_mosaic_at_every_level(made, one_thread, 
     assert [(place.first_row, place.levels, place.margin) for _, _, place in bands] == [(0, 3, 4), (1016, 3, 4)]
     assert bands[1][0] == 1012 // tile_px and bands[1][2].skip_rows == 1016 - 1012 // tile_px * tile_px
     render_mosaic(summary.assignment_npz, cache, tmp_path / "m.dzi", tile_px=tile_px, client=one_thread, progress=False)
-    levels = [_expected(read_assignment(summary.assignment_npz), cache, tile_px)]
+    levels = [expected_mosaic(read_assignment(summary.assignment_npz), cache, tile_px)]
     while levels[-1].shape[:2] != (1, 1):
         levels.append(halve(levels[-1], repeat_odd=True))
     assert sorted(os.listdir(tmp_path / "m_files"), key=int) == [str(n) for n in range(len(levels))]
