@@ -3,12 +3,15 @@
 Baseline and progressive JPEGs in YCbCr or grey, the bulk of any photo library, are
 decoded by libjpeg-turbo (simplejpeg) straight into numpy at the smallest DCT scale that
 keeps the requested size, in strict mode so that corrupt scan data is an error rather than
-garbled pixels. Every other file (CMYK JPEGs, PNG, GIF, WebP, TIFF, BMP) goes through Pillow.
-Either way the EXIF orientation is applied and an embedded ICC profile is honoured.
+garbled pixels. HEIF/HEIC goes through libheif (``_heif``), camera RAW through LibRaw
+(``_raw``); every other file (CMYK JPEGs, PNG, GIF, WebP, TIFF, BMP, AVIF, JPEG XL) through
+Pillow. Whichever decoder, the EXIF orientation is applied and an embedded ICC profile is
+honoured; :mod:`._formats` says which decoder a file's bytes call for.
 """
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 from functools import lru_cache
@@ -17,32 +20,14 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from .config import config_get
-from .features import ANALYSIS_SIDE, CROP_MODES, TileAspect, crop_box, pixel_shape, salient_window_offset
+from ..config import config_get
+from ..features import ANALYSIS_SIDE, CROP_MODES, TileAspect, crop_box, pixel_shape, salient_window_offset
+from ._formats import SIGNATURE_BYTES, photo_kind
+from ._heif import decode_heif, register_plugins
+from ._jpeg_markers import jpeg_metadata
+from ._raw import RawDamaged, RawUnsupported, decode_raw
 
-__all__ = [
-    "BACKGROUND_RGB",
-    "PHOTO_EXTENSIONS",
-    "PhotoError",
-    "decode_thumbnail",
-    "has_image_signature",
-    "load_rgb",
-    "load_thumbnail",
-    "read_photo",
-]
-
-PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
-
-# Leading bytes of the formats above, so that a photo is found whatever its name.
-_SIGNATURES = (
-    b"\xff\xd8\xff",  # JPEG
-    b"\x89PNG\r\n\x1a\n",
-    b"GIF87a",
-    b"GIF89a",
-    b"II*\x00",  # TIFF, little endian
-    b"MM\x00*",  # TIFF, big endian
-    b"BM",
-)
+__all__ = ["BACKGROUND_RGB", "PhotoError", "decode_thumbnail", "load_rgb", "load_thumbnail", "read_photo", "thumbnail_of"]
 
 # Background that transparent pixels are composited on (documented in the README).
 BACKGROUND_RGB = (255, 255, 255)
@@ -72,13 +57,6 @@ class PhotoError(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
-
-
-def has_image_signature(head: bytes) -> bool:
-    """Whether the first bytes of a file look like one of the supported formats."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return True
-    return head.startswith(_SIGNATURES)
 
 
 def _crop_box(image: Image.Image, aspect: TileAspect, crop: str) -> tuple[int, int, int, int]:
@@ -189,63 +167,11 @@ def _decode_fast_jpeg(data: bytes, min_side: int, max_pixels: int, min_size: int
     except ValueError as exc:
         message = str(exc)
         raise PhotoError("truncated" if "Premature end" in message else "corrupt", message) from None
-    metadata = _jpeg_metadata(data)
+    metadata = jpeg_metadata(data)
     if metadata is None:
         with Image.open(io.BytesIO(data)) as header:  # markers only: orientation and profile
             metadata = _orientation(header), header.info.get("icc_profile")
     return Image.fromarray(pixels), *metadata
-
-
-def _jpeg_metadata(data: bytes) -> tuple[int, bytes | None] | None:
-    """A JPEG's EXIF orientation and ICC profile, read from its APP1/APP2 segments.
-
-    Walking the segments costs a few microseconds; asking Pillow for the header costs
-    ~80 us, 7 % of a reduced-scale decode. Anything unusual (XMP, a profile split over
-    several segments, odd EXIF) returns None: Pillow then reads the header.
-    """
-    orientation, icc, exif_seen = 1, None, False
-    position = 2
-    while position + 4 <= len(data) and data[position] == 0xFF:
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
-        if marker == 0xDA:  # start of scan: no more metadata
-            return orientation, icc
-        end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-        segment = data[position + 4 : end]
-        if marker == 0xE1:
-            if not segment.startswith(b"Exif\0\0"):
-                return None  # XMP may carry an orientation too
-            if not exif_seen:  # the first EXIF segment counts, as in Pillow
-                exif_seen, orientation = True, _exif_orientation(segment[6:])
-                if orientation is None:
-                    return None
-        elif marker == 0xE2 and segment.startswith(b"ICC_PROFILE\0"):
-            if segment[12:14] != b"\x01\x01" or icc is not None:
-                return None  # a profile in several chunks
-            icc = segment[14:]
-        position = end
-    return None  # malformed
-
-
-def _exif_orientation(tiff: bytes) -> int | None:
-    """Tag 0x0112 of a TIFF structure's first IFD (1 when absent); None when unsure."""
-    order = {b"II*\0": "little", b"MM\0*": "big"}.get(tiff[:4])
-    if order is None:
-        return None
-    ifd = int.from_bytes(tiff[4:8], order)
-    count = int.from_bytes(tiff[ifd : ifd + 2], order)
-    entries = tiff[ifd + 2 : ifd + 2 + 12 * count]
-    if ifd < 8 or len(entries) < 12 * count:
-        return None
-    for k in range(0, len(entries), 12):
-        if int.from_bytes(entries[k : k + 2], order) == 0x0112:
-            kind, n = int.from_bytes(entries[k + 2 : k + 4], order), int.from_bytes(entries[k + 4 : k + 8], order)
-            if n != 1 or kind not in (3, 4):  # SHORT or LONG, stored in the entry itself
-                return None
-            return int.from_bytes(entries[k + 8 : k + 8 + (2 if kind == 3 else 4)], order)
-    return 1
 
 
 def _decode_with_pillow(data: bytes, min_side: int, max_pixels: int, min_size: int) -> tuple[Image.Image, int, bytes | None]:
@@ -266,25 +192,66 @@ def _decode_with_pillow(data: bytes, min_side: int, max_pixels: int, min_size: i
         return image, orientation, icc
 
 
-def _decode_upright_srgb(data: bytes, min_side: int, max_pixels: int, min_size: int) -> tuple[Image.Image, bytes | None]:
+def _decode_heif(data: bytes, min_side: int, max_pixels: int, min_size: int) -> tuple[Image.Image, int, bytes | None]:
+    """libheif's stored thumbnail when it is big enough, else the whole picture through Pillow (both come upright)."""
+    register_plugins()
+    size, thumbnail, icc = decode_heif(data, min_side)
+    scale = 1 if thumbnail is None else max(1, min(size) // min(thumbnail.size))
+    _check_pixels(*size, scale, max_pixels, min_size)
+    if thumbnail is not None:
+        return thumbnail, 1, icc
+    return _decode_with_pillow(data, min_side, max_pixels, min_size)
+
+
+def _decode_raw(data: bytes, min_side: int, max_pixels: int, min_size: int) -> tuple[Image.Image, int, bytes | None]:
+    try:
+        image, orientation = decode_raw(data, min_side, lambda w, h, scale: _check_pixels(w, h, scale, max_pixels, min_size))
+    except RawUnsupported as exc:
+        raise PhotoError("unsupported", f"camera RAW that LibRaw cannot read: {exc}") from None
+    except RawDamaged as exc:
+        raise PhotoError("corrupt", f"camera RAW: {exc}") from None
+    return image, orientation, None  # LibRaw's output and the camera's preview are sRGB
+
+
+_DECODERS = {"heif": _decode_heif, "raw": _decode_raw}
+
+
+def _decode_upright_srgb(data: bytes, min_side: int, max_pixels: int, min_size: int,
+                         extension: str = "") -> tuple[Image.Image, bytes | None]:
     """Decode at the smallest scale that keeps ``min_side`` px, upright; classify every failure."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on odd metadata; the pixels are what count
-            decoded = _decode_fast_jpeg(data, min_side, max_pixels, min_size)
-            image, orientation, icc = decoded or _decode_with_pillow(data, min_side, max_pixels, min_size)
+            kind = photo_kind(data[:SIGNATURE_BYTES], extension)
+            if kind in _DECODERS:
+                image, orientation, icc = _DECODERS[kind](data, min_side, max_pixels, min_size)
+            else:
+                register_plugins()
+                decoded = _decode_fast_jpeg(data, min_side, max_pixels, min_size)
+                image, orientation, icc = decoded or _decode_with_pillow(data, min_side, max_pixels, min_size)
             if orientation in _UPRIGHT:
                 image = image.transpose(_UPRIGHT[orientation])
             return image, icc
     except UnidentifiedImageError:
+        if photo_kind(data[:SIGNATURE_BYTES]) is not None:  # its bytes name a format that then would not open
+            raise PhotoError("corrupt", f"{len(data)} bytes, starts as a known image format but does not open") from None
         raise PhotoError("not-an-image", f"{len(data)} bytes, no known image format") from None
     except Image.DecompressionBombError as exc:
         raise PhotoError("too-large", str(exc)) from None
     except OSError as exc:
-        message = str(exc)
-        raise PhotoError("truncated" if "truncated" in message else "corrupt", message) from None
-    except (SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error) as exc:
-        raise PhotoError("corrupt", f"{type(exc).__name__}: {exc}") from None
+        message = _one_line(str(exc))
+        raise PhotoError("truncated" if _cut_short(message) else "corrupt", message) from None
+    except (SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, RuntimeError, struct.error) as exc:
+        message = _one_line(f"{type(exc).__name__}: {exc}")
+        raise PhotoError("truncated" if _cut_short(message) else "corrupt", message) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())  # plugins' messages span lines
+
+
+def _cut_short(message: str) -> bool:
+    return any(sign in message.lower() for sign in ("truncated", "end of file"))
 
 
 def _finish(image: Image.Image, icc: bytes | None, shape: tuple[int, int] | None = None, crop: str = "centre") -> np.ndarray:
@@ -304,7 +271,7 @@ def _finish(image: Image.Image, icc: bytes | None, shape: tuple[int, int] | None
 
 
 def decode_thumbnail(data: bytes, size: int | tuple[int, int], *, max_pixels: int | None = None, min_size: int = 1,
-                     crop: str = "centre") -> np.ndarray:
+                     crop: str = "centre", name: str = "") -> np.ndarray:
     """Decode a photo's bytes, cut the largest window of the thumbnail's aspect and shrink it to ``size``.
 
     Parameters
@@ -325,6 +292,9 @@ def decode_thumbnail(data: bytes, size: int | tuple[int, int], *, max_pixels: in
         Where the window is cut along the axis the photo has to spare: the middle,
         or the window with the most edge energy (the subject), a near tie staying
         centred (:func:`pipeline.features.salient_window_offset`).
+    name : str, optional
+        The file's name or path: its extension picks the decoder when the bytes do not
+        (a NEF or ARW is a TIFF structure; a DNG says what it is).
 
     Returns
     -------
@@ -341,14 +311,29 @@ def decode_thumbnail(data: bytes, size: int | tuple[int, int], *, max_pixels: in
         raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
     shape = pixel_shape(size)
     # The window may take the tile's long side from the photo's short one: decode at least that much.
-    image, icc = _decode_upright_srgb(data, max(shape), max_pixels or config_get("index.max-pixels"), min_size)
+    image, icc = _decode_upright_srgb(data, max(shape), max_pixels or config_get("index.max-pixels"), min_size,
+                                      _extension(name))
     return _finish(image, icc, shape, crop)
+
+
+def _extension(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
 
 
 def load_thumbnail(path: str, size: int | tuple[int, int], *, max_pixels: int | None = None, min_size: int = 1,
                    crop: str = "centre") -> np.ndarray:
     """Read a photo and make its thumbnail: :func:`read_photo` then :func:`decode_thumbnail`."""
-    return decode_thumbnail(read_photo(path), size, max_pixels=max_pixels, min_size=min_size, crop=crop)
+    return decode_thumbnail(read_photo(path), size, max_pixels=max_pixels, min_size=min_size, crop=crop, name=path)
+
+
+def thumbnail_of(pixels: np.ndarray, size: int | tuple[int, int], *, crop: str = "centre") -> np.ndarray:
+    """The thumbnail of a decoded sRGB picture (a video frame, say), cut and shrunk as :func:`decode_thumbnail` does.
+
+    ``pixels`` is (H, W, 3) uint8, upright; ``size`` and ``crop`` as in :func:`decode_thumbnail`.
+    """
+    if crop not in CROP_MODES:
+        raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
+    return _finish(Image.fromarray(pixels), None, pixel_shape(size), crop)
 
 
 def load_rgb(path: str, min_side: int, *, max_pixels: int | None = None) -> np.ndarray:
@@ -373,5 +358,6 @@ def load_rgb(path: str, min_side: int, *, max_pixels: int | None = None) -> np.n
     PhotoError
         See :func:`read_photo` and :func:`decode_thumbnail`.
     """
-    image, icc = _decode_upright_srgb(read_photo(path), min_side, max_pixels or config_get("index.max-pixels"), 1)
+    image, icc = _decode_upright_srgb(read_photo(path), min_side, max_pixels or config_get("index.max-pixels"), 1,
+                                      _extension(path))
     return _finish(image, icc)
