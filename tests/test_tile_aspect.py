@@ -10,7 +10,7 @@ import pyvips
 from PIL import Image
 
 from pipeline import MosaicError, ReuseRule, TileCache, index_library, make_mosaic, read_assignment, render_mosaic
-from pipeline.cache import CacheError
+from pipeline.cache import SCHEMA_VERSION, CacheError
 from pipeline.features import TileAspect, compute_features
 from pipeline.formats import halve
 from pipeline.formats.tiff import pyramid_sizes
@@ -135,18 +135,18 @@ def test_an_older_cache_is_refused_with_the_command_that_rebuilds_it(client, sma
     with h5py.File(cache, "r+") as f:  # as a cache of square thumbnails from before tile aspects reads
         f.attrs["schema_version"] = 3
         del f.attrs["tile_aspect"]
-    with pytest.raises(CacheError, match="cache schema v3, older than this mosaic's v4"):
+    with pytest.raises(CacheError, match=f"cache schema v3, older than this mosaic's v{SCHEMA_VERSION}"):
         TileCache.open(cache)
     done = subprocess.run([*MOSAIC, "make", demo_target, "--cache", cache, "--out", tmp_path / "m.png", "--quiet"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     command = done.stderr.strip().split("index the library into a new cache: ")[1]
-    assert command == f"mosaic index {small_library} --cache {tmp_path / 'old.v4.h5'}"
+    assert command == f"mosaic index {small_library} --cache {tmp_path / f'old.v{SCHEMA_VERSION}.h5'}"
     # The command it names works as printed.
     again = subprocess.run([*MOSAIC, *command.split()[1:], "--workers", "1", "--quiet"], capture_output=True, text=True,
                            timeout=180)
     assert again.returncode == 0, again.stderr
-    with TileCache.open(tmp_path / "old.v4.h5") as c:
+    with TileCache.open(tmp_path / f"old.v{SCHEMA_VERSION}.h5") as c:
         assert len(c) > 100 and c.tile_aspect == (1, 1)
 
 

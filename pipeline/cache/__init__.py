@@ -6,9 +6,9 @@ cache into a sibling file; :func:`worker_cache` hands worker processes shared
 read-only handles.
 """
 from ._handles import release_worker_caches, worker_cache
-from ._prune import prune_cache
+from ._prune import forget_files, prune_cache
 from ._schema import SCHEMA_VERSION
-from ._tile_cache import CacheError, FileRecord, TileCache
+from ._tile_cache import CacheError, FileRecord, TileCache, VideoRecord
 
-__all__ = ["SCHEMA_VERSION", "CacheError", "FileRecord", "TileCache", "prune_cache", "release_worker_caches",
+__all__ = ["SCHEMA_VERSION", "CacheError", "FileRecord", "TileCache", "VideoRecord", "forget_files", "prune_cache", "release_worker_caches",
            "worker_cache"]

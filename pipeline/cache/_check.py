@@ -24,7 +24,7 @@ def check_cache(file: h5py.File, sample: int = 256, seed: int = 0) -> list[str]:
     thumbnails the stored features are those of the thumbnail.
     """
     problems: list[str] = []
-    for group_name in _schema.GROUPS:
+    for group_name in _schema.groups_in(file):
         group = file[group_name]
         rows, text_bytes = _schema.committed(group)
         for name, dataset in group.items():
@@ -39,9 +39,10 @@ def check_cache(file: h5py.File, sample: int = 256, seed: int = 0) -> list[str]:
                 problems.append(f"{group_name}/{column} points outside the committed text")
     if problems:
         return problems
-    paths = {name: np.array(_schema.read_text(file[name], "path"), dtype=object) for name in _schema.GROUPS}
-    live = {name: _schema.live_rows(name, file[name]) for name in _schema.GROUPS}
-    for name in _schema.GROUPS:
+    groups = _schema.groups_in(file)
+    paths = {name: np.array(_schema.read_text(file[name], "path"), dtype=object) for name in groups}
+    live = {name: _schema.live_rows(name, file[name]) for name in groups}
+    for name in groups:
         shown = paths[name][live[name]]
         if len(set(shown)) != len(shown):
             problems.append(f"{len(shown) - len(set(shown))} {name} paths are recorded twice")

@@ -9,7 +9,7 @@ import shlex
 
 import h5py
 
-from ._schema import GROUPS, SCHEMA_VERSION, TEXT_COLUMNS, read_attr_json
+from ._schema import GROUPS, SCHEMA_VERSION, TEXT_COLUMNS, UPGRADABLE_VERSION, read_attr_json
 
 __all__ = ["damaged", "held_by_live_process", "layout_problem", "why_unopenable"]
 
@@ -92,13 +92,15 @@ def layout_problem(file: h5py.File) -> str | None:
     if int(version) > SCHEMA_VERSION:
         return (f"{path} was written by a newer mosaic (cache schema v{int(version)}; this one reads v{SCHEMA_VERSION}): "
                 "upgrade mosaic to use it")
-    if int(version) < SCHEMA_VERSION:
+    if int(version) < UPGRADABLE_VERSION:
         return (f"{path} has cache schema v{int(version)}, older than this mosaic's v{SCHEMA_VERSION}: "
                 f"index the library into a new cache: {_reindex_command(file)}")
     missing = [name for name in ("tile_size", "grid", "crop", "tile_aspect") if name not in file.attrs]
     if missing:
         return damaged(path, f"attribute {missing[0]} is missing")
     for group in GROUPS:
+        if group == "videos" and int(version) == UPGRADABLE_VERSION:
+            continue  # a v4 cache has none yet
         if group not in file or "committed" not in file[group].attrs:
             return damaged(path, f"group {group} is missing or has no commit record")
         for column in ("size", "mtime_ns", "text", *(f"{c}_span" for c in TEXT_COLUMNS[group])):

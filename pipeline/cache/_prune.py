@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -11,18 +12,20 @@ from . import _schema
 from ._schema import TEXT_COLUMNS
 from ._tile_cache import FileRecord, TileCache
 
-__all__ = ["prune_cache"]
+__all__ = ["forget_files", "prune_cache"]
 
 _BLOCK_ROWS = 4096
 
 
-def prune_cache(cache: TileCache, known: dict[str, FileRecord], seen: set[str], library: str) -> int:
+def prune_cache(cache: TileCache, known: dict[str, FileRecord], seen: set[str], library: str,
+                file_of: Callable[[str], str] | None = None) -> int:
     """Remove what the cache holds of files below ``library`` that a full scan did not see.
 
-    Aliases and failures of vanished files are dropped in place. A tile whose file vanished
-    or no longer decodes is removed, unless a live alias still has its bytes: then that
-    alias's path takes the tile over. Removing tiles rewrites the cache into a sibling file
-    that replaces the original only when complete, so an interrupted prune loses nothing.
+    Aliases, failures and video records of vanished files are dropped in place. A tile
+    whose file vanished or no longer decodes is removed, unless a live alias still has its
+    bytes: then that alias's path takes the tile over. Removing tiles rewrites the cache
+    into a sibling file that replaces the original only when complete, so an interrupted
+    prune loses nothing.
 
     Parameters
     ----------
@@ -31,9 +34,12 @@ def prune_cache(cache: TileCache, known: dict[str, FileRecord], seen: set[str], 
     known : dict
         The writer's path records (``CacheWriter.known``), updated in place.
     seen : set of str
-        Every path the scan of ``library`` found.
+        Every file the scan of ``library`` found.
     library : str
         Absolute path of the scanned folder; files outside it are left alone.
+    file_of : callable, optional
+        The file a recorded path comes from (a video frame's source names its video and a
+        time); default: the path itself.
 
     Returns
     -------
@@ -41,10 +47,23 @@ def prune_cache(cache: TileCache, known: dict[str, FileRecord], seen: set[str], 
         Number of tiles removed.
     """
     below = library.rstrip(os.sep) + os.sep
-    gone = {path for path in known if path.startswith(below) and path not in seen}
+    file_of = file_of or (lambda path: path)
+    gone = {path for path in known if path.startswith(below) and file_of(path) not in seen}
+    videos = cache.videos()
+    cache.drop_records("video", [record.index for path, record in videos.items() if path.startswith(below) and path not in seen])
+    return forget_files(cache, known, gone, failing_too=True)
+
+
+def forget_files(cache: TileCache, known: dict[str, FileRecord], gone: set[str], failing_too: bool = False) -> int:
+    """Remove the tiles, aliases and failures of the paths in ``gone``; the number of tiles removed.
+
+    With ``failing_too``, tiles whose file now fails go as well (``--prune``). A removed
+    tile that a live alias shares bytes with is handed to the alias instead.
+    """
     for kind in ("alias", "failure"):
         cache.drop_records(kind, [known[p].index for p in gone if known[p].kind == kind])
-    dead_rows = {r.tile_row for p, r in known.items() if r.tile_row >= 0 and r.kind != "alias" and (p in gone or r.kind == "failure")}
+    dead_rows = {r.tile_row for p, r in known.items()
+                 if r.tile_row >= 0 and r.kind != "alias" and (p in gone or (failing_too and r.kind == "failure"))}
     heirs = {}  # dead tile row -> a live alias of the same bytes
     for path, record in known.items():
         if record.kind == "alias" and path not in gone and record.tile_row in dead_rows:
@@ -87,6 +106,7 @@ def _compact(cache: TileCache, keep: np.ndarray) -> None:
             live_alias[live_alias] = keep[tile[live_alias]]
             _copy_rows(source["aliases"], target["aliases"], live_alias, remap={"tile": new_row})
             _copy_rows(source["failures"], target["failures"], cache.live_rows("failures"))
+            _copy_rows(source["videos"], target["videos"], cache.live_rows("videos"))
         source.close()
         os.replace(temporary, path)
     cache._file = h5py.File(path, "r+")

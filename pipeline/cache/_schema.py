@@ -1,9 +1,10 @@
 """The tile cache's schema and its rules, in one place (the README's "Tile cache schema" describes them).
 
-One HDF5 file holds three groups of rows: ``tiles`` (thumbnails and features of
-photos), ``aliases`` (files whose bytes are a tile's under another path) and
-``failures`` (files that could not be made into tiles). The rules every reader
-and writer follows:
+One HDF5 file holds four groups of rows: ``tiles`` (thumbnails and features of
+photos and video frames), ``aliases`` (files whose bytes are a tile's under another
+path), ``failures`` (files that could not be made into tiles) and ``videos`` (each video
+whose frames are all in: its stat key, frames kept, near-identical frames skipped). The
+rules every reader and writer follows:
 
 - **No global heap.** HDF5 keeps variable-length strings in a global heap whose
   collections are flushed independently of the datasets that point into them; a
@@ -38,16 +39,20 @@ import numpy as np
 
 from ..features import DOMINANT_BINS_PER_CHANNEL, SQUARE, TileAspect
 
-__all__ = ["SCHEMA_VERSION", "GROUPS", "RETIRED", "TEXT_COLUMNS", "FEATURE_DEFINITIONS", "committed", "committed_rows",
+__all__ = ["SCHEMA_VERSION", "UPGRADABLE_VERSION", "GROUPS", "add_videos_group", "groups_in", "RETIRED", "TEXT_COLUMNS", "FEATURE_DEFINITIONS", "committed", "committed_rows",
            "create_layout", "discard_uncommitted", "live_rows", "read_attr_json", "read_text", "set_committed",
            "write_attr_json", "write_text"]
 
 # v4: thumbnails of the cache's tile aspect, (N, height, width, 3), and the ``tile_aspect`` attribute.
-SCHEMA_VERSION = 4
-GROUPS = ("tiles", "aliases", "failures")
-TEXT_COLUMNS = {"tiles": ("path",), "aliases": ("path",), "failures": ("path", "reason", "detail")}
+# v5: the ``videos`` group. A v4 cache is read as one without videos, and opened for writing it gains the
+# group in place (:func:`add_videos_group`): nothing else changed.
+SCHEMA_VERSION = 5
+UPGRADABLE_VERSION = 4
+GROUPS = ("tiles", "aliases", "failures", "videos")
+TEXT_COLUMNS = {"tiles": ("path",), "aliases": ("path",), "failures": ("path", "reason", "detail"), "videos": ("path",)}
 # The column and value that retire a row of each group that can be retired.
-RETIRED = {"aliases": ("tile", -1), "failures": ("reason", "")}
+RETIRED = {"aliases": ("tile", -1), "failures": ("reason", ""), "videos": ("frames", -1)}
+_VIDEO_COLUMNS = ("frames", "skipped")  # frames made into tiles; near-identical frames passed over
 FEATURE_DEFINITIONS = {
     "colour_space": "CIELAB, D65 white, from sRGB (IEC 61966-2-1); distance = CIE76 delta E",
     "mean_lab": "mean L*a*b* of all pixels of the thumbnail",
@@ -90,12 +95,40 @@ def create_layout(file: h5py.File, tile_size: int, grid: int, crop: str = "centr
         tiles.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=np.float32, chunks=(4096, *shape))
     groups["aliases"].create_dataset("tile", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
     for name, group in groups.items():
-        for column in ("size", "mtime_ns"):
-            group.create_dataset(column, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
-        group.create_dataset("text", shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(_TEXT_CHUNK,))
-        for column in TEXT_COLUMNS[name]:
-            group.create_dataset(f"{column}_span", shape=(0, 2), maxshape=(None, 2), dtype=np.int64, chunks=(4096, 2))
-        set_committed(group, 0, 0)
+        _add_row_columns(group, name)
+
+
+def _add_row_columns(group: h5py.Group, name: str) -> None:
+    """Every group's stat key and text columns, a video's counts, and an empty commit record."""
+    columns = ("size", "mtime_ns", *(_VIDEO_COLUMNS if name == "videos" else ()))
+    for column in columns:
+        group.create_dataset(column, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+    group.create_dataset("text", shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(_TEXT_CHUNK,))
+    for column in TEXT_COLUMNS[name]:
+        group.create_dataset(f"{column}_span", shape=(0, 2), maxshape=(None, 2), dtype=np.int64, chunks=(4096, 2))
+    set_committed(group, 0, 0)
+
+
+def add_videos_group(file: h5py.File) -> None:
+    """Bring a v4 cache to v5 in place: add the empty ``videos`` group, then say v5.
+
+    The group is built under a work name and moved to ``videos`` only when whole, so a
+    kill leaves the file v4 (a half-built work group is thrown away next time).
+    """
+    work = "videos.partial"
+    if work in file:
+        del file[work]
+    _add_row_columns(file.create_group(work), "videos")
+    file.flush()
+    file.move(work, "videos")
+    file.flush()
+    file.attrs["schema_version"] = SCHEMA_VERSION
+    file.flush()
+
+
+def groups_in(file: h5py.File) -> tuple[str, ...]:
+    """The row groups this file has: all of :data:`GROUPS`, or those of a v4 file opened read-only."""
+    return tuple(name for name in GROUPS if name in file)
 
 
 def committed(group: h5py.Group) -> tuple[int, int]:
@@ -160,7 +193,7 @@ def live_rows(group_name: str, group: h5py.Group) -> np.ndarray:
 
 def discard_uncommitted(file: h5py.File) -> None:
     """Trim columns a killed writer extended past the committed rows and text."""
-    for group_name in GROUPS:
+    for group_name in groups_in(file):
         group = file[group_name]
         rows, text_bytes = committed(group)
         for name, dataset in group.items():

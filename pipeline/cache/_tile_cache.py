@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import h5py
 import numpy as np
@@ -17,13 +17,14 @@ import numpy as np
 from ..errors import MosaicError
 from ..features import SQUARE, TileAspect, TileFeatures
 from . import _schema
+from ._attributes import CacheAttributes
 from ._check import check_cache
 from ._diagnose import damaged, layout_problem, why_unopenable
 from ._schema import SCHEMA_VERSION
 from ._space import NoSpace, reserve
 from ..files import partial_sibling
 
-__all__ = ["SCHEMA_VERSION", "CacheError", "TileCache", "FileRecord"]
+__all__ = ["SCHEMA_VERSION", "CacheError", "TileCache", "FileRecord", "VideoRecord"]
 
 # Room for the B-tree nodes and object headers a write adds (all at the end of the file,
 # which never reuses freed space): a batch of 256 tiles adds a few kilobytes.
@@ -59,7 +60,17 @@ class FileRecord:
         return self.index if self.kind == "tile" else -1
 
 
-class TileCache:
+class VideoRecord(NamedTuple):
+    """A video whose frames are all in the cache: its stat key, frames kept, near-identical frames skipped; its row."""
+
+    size: int
+    mtime_ns: int
+    frames: int
+    skipped: int
+    index: int
+
+
+class TileCache(CacheAttributes):
     """An open tile cache. Use :meth:`create` or :meth:`open`, ideally in a ``with`` block.
 
     Parameters
@@ -71,6 +82,8 @@ class TileCache:
     def __init__(self, file: h5py.File):
         self._file = file
         if file.mode == "r+":
+            if int(file.attrs["schema_version"]) == _schema.UPGRADABLE_VERSION:
+                _schema.add_videos_group(file)
             _schema.discard_uncommitted(file)
 
     # -- opening ---------------------------------------------------------------
@@ -136,39 +149,11 @@ class TileCache:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    # -- metadata ----------------------------------------------------------------
-    @property
-    def tile_size(self) -> int:
-        """The thumbnails' shorter side, px."""
-        return int(self._file.attrs["tile_size"])
-
-    @property
-    def tile_aspect(self) -> TileAspect:
-        """The width-to-height ratio every tile was cut at."""
-        return TileAspect(*(int(v) for v in self._file.attrs["tile_aspect"]))
-
-    @property
-    def thumbnail_shape(self) -> tuple[int, int]:
-        """``(height, width)`` of the stored thumbnails."""
-        return tuple(int(v) for v in self._file["tiles/thumbnails"].shape[1:3])
-
-    @property
-    def grid(self) -> int:
-        return int(self._file.attrs["grid"])
-
-    @property
-    def crop(self) -> str:
-        """Where each photo's window was cut: ``centre`` or ``smart``."""
-        crop = self._file.attrs["crop"]
-        return crop.decode() if isinstance(crop, bytes) else str(crop)
-
-    @property
-    def roots(self) -> list[str]:
-        return _schema.read_attr_json(self._file, "roots")
-
-    @property
-    def feature_definitions(self) -> dict[str, str]:
-        return _schema.read_attr_json(self._file, "feature_definitions")
+    def set_frames(self, frames: str) -> None:
+        """Record which frames of videos this cache takes (``--frames``), once."""
+        with self._writing(256):
+            self._file.attrs["frames"] = np.bytes_(frames.encode())  # fixed length: no global heap
+            self._file.flush()
 
     def add_root(self, root: str) -> None:
         """Remember a library folder that was indexed into this cache."""
@@ -177,15 +162,6 @@ class TileCache:
             with self._writing(4 * len(json.dumps(roots + [root]))):
                 _schema.write_attr_json(self._file, "roots", roots + [root])
                 self._file.flush()
-
-    @property
-    def schema_version(self) -> int:
-        return int(self._file.attrs["schema_version"])
-
-    @property
-    def path(self) -> str:
-        """The cache file's path."""
-        return self._file.filename
 
     def __len__(self) -> int:
         return _schema.committed_rows(self._file["tiles"])
@@ -289,6 +265,16 @@ class TileCache:
                 known[path] = FileRecord(int(sizes[i]), int(mtimes[i]), kind, i, tile_row)
         return known
 
+    def videos(self) -> dict[str, VideoRecord]:
+        """Every video whose frames are all indexed, by path (empty for a v4 cache opened read-only)."""
+        if "videos" not in self._file:
+            return {}
+        group = self._file["videos"]
+        n, live = _schema.committed_rows(group), self.live_rows("videos")
+        columns = [group[name][:n].tolist() for name in ("size", "mtime_ns", "frames", "skipped")]
+        return {path: VideoRecord(*(int(c[i]) for c in columns), i)
+                for i, path in enumerate(_schema.read_text(group, "path")) if live[i]}
+
     # -- writing -----------------------------------------------------------------
     @contextlib.contextmanager
     def _writing(self, nbytes: int) -> Iterator[None]:
@@ -360,14 +346,19 @@ class TileCache:
         self._append_rows("failures", {"size": sizes, "mtime_ns": mtimes_ns},
                           {"path": paths, "reason": reasons, "detail": details})
 
-    def drop_records(self, kind: str, indices: Sequence[int]) -> None:
-        """Retire alias or failure rows in place (the file changed, became a tile, or is gone).
+    def append_videos(self, paths: Sequence[str], sizes, mtimes_ns, frames, skipped) -> None:
+        """Record videos whose frames are now all in: stat keys, frames kept, near-identical frames skipped."""
+        self._append_rows("videos", {"size": sizes, "mtime_ns": mtimes_ns, "frames": frames, "skipped": skipped},
+                          {"path": paths})
 
-        ``kind`` is ``"alias"`` or ``"failure"``; see the schema's retirement rule.
+    def drop_records(self, kind: str, indices: Sequence[int]) -> None:
+        """Retire alias, failure or video rows in place (the file changed, became a tile, or is gone).
+
+        ``kind`` is ``"alias"``, ``"failure"`` or ``"video"``; see the schema's retirement rule.
         """
         if len(indices) == 0:
             return
-        group_name = {"alias": "aliases", "failure": "failures"}[kind]
+        group_name = {"alias": "aliases", "failure": "failures", "video": "videos"}[kind]
         column, retired = _schema.RETIRED[group_name]
         if column in _schema.TEXT_COLUMNS[group_name]:
             dataset, retired = self._file[group_name][f"{column}_span"], np.zeros(2, np.int64)

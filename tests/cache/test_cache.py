@@ -205,3 +205,34 @@ def test_dropped_aliases_and_failures_are_no_longer_live(tmp_path):
         assert cache.failures() == [("/p/d.jpg", "truncated", "")]
         known = cache.known_files()
         assert "/p/b.jpg" not in known and known["/p/a.jpg"].kind == "tile"
+
+
+def _as_v4(path):
+    """Make a cache look as one written before videos: no ``videos`` group, schema v4."""
+    with h5py.File(path, "r+") as f:
+        del f["videos"]
+        f.attrs["schema_version"] = 4
+
+
+def test_a_v4_cache_is_read_as_is_and_gains_videos_when_written(tmp_path):
+    path = tmp_path / "c.h5"
+    with TileCache.create(path, tile_size=8, grid=2) as cache:
+        cache.append_tiles(["a", "b", "c"], [1, 2, 3], [4, 5, 6], *some_tiles(3), hashes(3))
+    _as_v4(path)
+    with TileCache.open(path) as cache:  # read-only: left as it is
+        assert cache.schema_version == 4 and cache.videos() == {} and cache.check() == [] and len(cache) == 3
+    with h5py.File(path, "r+") as f:  # a kill in the middle of an earlier upgrade left half a group
+        f.create_group("videos.partial").create_dataset("size", data=np.zeros(3, np.int64))
+    with TileCache.open(path, "r+") as cache:
+        assert cache.schema_version == SCHEMA_VERSION and cache.videos() == {}
+        cache.append_videos(["/v/a.mp4"], [10], [20], [4], [1])
+        assert cache.videos()["/v/a.mp4"].frames == 4 and cache.check() == []
+    with h5py.File(path, "r") as f:
+        assert "videos.partial" not in f and sorted(f) == ["aliases", "failures", "tiles", "videos"]
+
+
+def test_dropped_videos_are_no_longer_live(tmp_path):
+    with TileCache.create(tmp_path / "c.h5", tile_size=8, grid=2) as cache:
+        cache.append_videos(["/v/a.mp4", "/v/b.mp4"], [1, 2], [3, 4], [5, 0], [1, 0])
+        cache.drop_records("video", [cache.videos()["/v/a.mp4"].index])
+        assert list(cache.videos()) == ["/v/b.mp4"]
