@@ -16,7 +16,9 @@ from .info import check_cache_file, describe_cache
 from .ingest import index_library
 from .make import make_mosaic
 from .matching import ReuseRule
+from .photo import RAW_EXTENSIONS
 from .rendering import render_mosaic
+from .video import VIDEO_EXTENSIONS, FrameSampling
 
 __all__ = ["main"]
 
@@ -60,7 +62,7 @@ _OUT_HELP = ("; ".join(f"{' '.join(f.extensions)}: {f.description}" for f in reg
 # How the command line names the library's parameters in error messages.
 _FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "cols", "rows", "tile_px", "max_uses", "max_share", "unique", "min_repeat_distance", "blend", "correct", "tile_size", "grid", "batch_size",
-    "min_size", "max_pixels", "tile_aspect")}
+    "min_size", "max_pixels", "tile_aspect", "frames")}
 
 
 def _strength(text: str) -> float:
@@ -69,6 +71,17 @@ def _strength(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
+
+
+_PHOTO_FORMATS = ("JPEG, PNG, GIF, WebP, TIFF, BMP, AVIF, JPEG XL, HEIF/HEIC, camera RAW ("
+                  + " ".join(sorted(e.lstrip(".").upper() for e in RAW_EXTENSIONS)) + ")")
+
+
+def _frames(text: str) -> str:
+    try:
+        return str(FrameSampling.parse(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--frames ")) from None
 
 
 def _tile_aspect(text: str) -> TileAspect:
@@ -108,8 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out-dir", default="mosaic-demo", help="where to write the mosaic (default: ./mosaic-demo)")
     _cluster_options(demo)
 
-    index = commands.add_parser("index", help="index a photo library into an HDF5 tile cache")
-    index.add_argument("library", help="folder of photos, scanned recursively")
+    index = commands.add_parser("index", help="index a photo library (photos and videos) into an HDF5 tile cache",
+                                description="Index a photo library into an HDF5 tile cache. Photos: " + _PHOTO_FORMATS
+                                + ". Videos (" + " ".join(sorted(VIDEO_EXTENSIONS)) + ", or any file FFmpeg reads "
+                                "as one): their frames, as --frames says. Files are recognised by their bytes, "
+                                "whatever their names.")
+    index.add_argument("library", help="folder of photos and videos, scanned recursively")
     index.add_argument("--cache", required=True, help="HDF5 tile cache to create or update")
     index.add_argument("--tile-size", type=_positive_int,
                        help="thumbnails' shorter side in px for a new cache "
@@ -130,6 +147,11 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--max-pixels", type=_positive_int, metavar="N",
                        help="refuse files whose decode exceeds N pixels as too-large (decompression bombs); JPEGs count their "
                             f"reduced-scale decode (default: mosaic.index.max-pixels, {config_get('index.max-pixels')})")
+    index.add_argument("--frames", type=_frames, metavar="RULE",
+                       help="which frames of each video become tiles, for a new cache: every:1s (one a second; every:0.5s...), "
+                            "every:N (every Nth frame), scenes (one each time the picture changes) or all; consecutive "
+                            "near-identical frames are skipped. A frame's source reads video.mp4#t=SECONDS "
+                            f"(default: mosaic.index.frames, {config_get('index.frames')})")
     index.add_argument("--prune", action="store_true",
                        help="afterwards remove the tiles, aliases and failures of files below LIBRARY that are gone, "
                             "and tiles whose file no longer decodes (rewrites the cache)")
@@ -212,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"demo mosaic: {os.path.abspath(summary.output)}\n{summary}")
     elif args.command == "index":
         print(index_library(args.library, args.cache, tile_size=args.tile_size, grid=args.grid, crop=args.crop,
-                            tile_aspect=args.tile_aspect,
+                            tile_aspect=args.tile_aspect, frames=args.frames,
                             batch_size=args.batch_size,
                             min_size=args.min_size, max_pixels=args.max_pixels, prune=args.prune, **quiet))
     elif args.command == "make":

@@ -19,7 +19,8 @@ from dask.core import quote
 
 from ..config import config_get, or_config
 from ..features import TileAspect
-from ._batch import index_batch
+from ..video import FrameSampling, is_named_video
+from ._batch import VideoSegment, index_batch
 from ._scan import FileEntry, scan_library
 from ._writer import IndexedBatch
 
@@ -28,35 +29,56 @@ __all__ = ["MAX_BATCH", "batch_bag", "batches_of", "photo_records", "tile_bag"]
 MAX_BATCH = 256
 
 
-def batches_of(files: Iterable[FileEntry], size: int | None, threads: int) -> Iterator[list[FileEntry]]:
-    """Cut a stream of files into batches, lazily.
+def batches_of(files: Iterable[FileEntry], size: int | None, threads: int,
+               segment_bytes: int | None = None) -> Iterator[list[FileEntry | VideoSegment]]:
+    """Cut a stream of files into batches, lazily; a video named as one is cut into time segments, a batch each.
 
     Without a given size, look ahead far enough to know whether the library is small: a
     small one is cut into about four batches per worker thread so every thread gets work,
     a big one into batches of 256 (a task of ~0.3 s at 64 px, ~4,000 tasks per million files).
+    A video gets a segment per ``segment_bytes`` of file (default ``mosaic.index.segment-bytes``),
+    so that one long film keeps every worker busy.
     """
     files = iter(files)
+    segment_bytes = or_config(segment_bytes, "index.segment-bytes")
     if size is None:
         head = list(itertools.islice(files, 4 * threads * MAX_BATCH))
         size = max(8, min(MAX_BATCH, math.ceil(len(head) / (4 * threads))))
         files = itertools.chain(head, files)
-    while batch := list(itertools.islice(files, size)):
+    batch: list[FileEntry | VideoSegment] = []
+    for entry in files:
+        if is_named_video(entry.path):
+            segments = max(1, math.ceil(entry.size / segment_bytes))
+            yield from ([VideoSegment(entry, k, segments)] for k in range(segments))
+            continue
+        batch.append(entry)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
         yield batch
 
 
-def _index_partition(partition: list[list[FileEntry]], thumbnail: tuple[int, int], grid: int, min_size: int,
-                     max_pixels: int, crop: str) -> list[IndexedBatch]:
-    return [index_batch(files, thumbnail, grid, min_size=min_size, max_pixels=max_pixels, crop=crop) for files in partition]
+def _index_partition(partition: list[list[FileEntry]], thumbnail: tuple[int, int], grid: int,
+                     options: dict) -> list[IndexedBatch]:
+    return [index_batch(files, thumbnail, grid, **options) for files in partition]
 
 
-def _records_partition(partition: list[list[FileEntry]], thumbnail: tuple[int, int], grid: int, min_size: int,
-                       max_pixels: int, crop: str) -> list[dict]:
-    return [record for batch in _index_partition(partition, thumbnail, grid, min_size, max_pixels, crop)
-            for record in photo_records(batch)]
+def _records_partition(partition: list[list[FileEntry]], thumbnail: tuple[int, int], grid: int, options: dict) -> list[dict]:
+    return [record for batch in _index_partition(partition, thumbnail, grid, options) for record in photo_records(batch)]
 
 
-def _bag_of_batches(batches: Sequence[list[FileEntry]], make_partition, prefix: str, thumbnail: tuple[int, int], grid: int,
-                    min_size: int | None, max_pixels: int | None, crop: str | None) -> db.Bag:
+def resolved_options(min_size: int | None = None, max_pixels: int | None = None, crop: str | None = None,
+                     frames: str | None = None) -> dict:
+    """:func:`index_batch`'s options with the ``mosaic.index`` settings filled in (here, on the client)."""
+    return {"min_size": or_config(min_size, "index.min-size"), "max_pixels": or_config(max_pixels, "index.max-pixels"),
+            "crop": or_config(crop, "index.crop"), "frames": str(FrameSampling.parse(or_config(frames, "index.frames"))),
+            "near_identical": float(config_get("index.near-identical")),
+            "scene_change": float(config_get("index.scene-change"))}
+
+
+def _bag_of_batches(batches: Sequence[list], make_partition, prefix: str, thumbnail: tuple[int, int], grid: int,
+                    options: dict) -> db.Bag:
     """A bag whose every partition is one task: ``make_partition`` of one batch, the batch in the task itself.
 
     Built as one layer, not from_sequence then map_partitions: dask no longer fuses a
@@ -64,24 +86,24 @@ def _bag_of_batches(batches: Sequence[list[FileEntry]], make_partition, prefix: 
     Each call gets fresh keys, so a bag computed again never meets the last one's
     results while they are being released.
     """
-    options = (or_config(min_size, "index.min-size"), or_config(max_pixels, "index.max-pixels"), or_config(crop, "index.crop"))
     name = f"{prefix}-{uuid.uuid4().hex}"
     # quote: the batch is data, not tasks, so dask need not walk its thousands of entries (0.5 s a wave).
-    graph = {(name, i): (make_partition, quote([files]), thumbnail, grid, *options) for i, files in enumerate(batches)}
+    graph = {(name, i): (make_partition, quote([files]), thumbnail, grid, options) for i, files in enumerate(batches)}
     if not graph:  # a bag has at least one partition
         graph = {(name, 0): []}
     return db.Bag(graph, name, len(graph))
 
 
-def batch_bag(batches: Sequence[list[FileEntry]], thumbnail: tuple[int, int], grid: int, *, min_size: int | None = None,
-              max_pixels: int | None = None, crop: str | None = None) -> db.Bag:
-    """A bag with a partition (a task) per batch of files; each partition is ``[IndexedBatch]``.
+def batch_bag(batches: Sequence[list], thumbnail: tuple[int, int], grid: int, *, min_size: int | None = None,
+              max_pixels: int | None = None, crop: str | None = None, frames: str | None = None) -> db.Bag:
+    """A bag with a partition (a task) per batch of files or video segment; each partition is ``[IndexedBatch]``.
 
     ``thumbnail`` is the tiles' ``(height, width)``, ``grid`` their feature grid.
     The options default to the ``mosaic.index`` settings, resolved here, so
     workers with other settings make the same tiles. Its tasks are named ``index-batch``.
     """
-    return _bag_of_batches(batches, _index_partition, "index-batch", thumbnail, grid, min_size, max_pixels, crop)
+    options = resolved_options(min_size, max_pixels, crop, frames)
+    return _bag_of_batches(batches, _index_partition, "index-batch", thumbnail, grid, options)
 
 
 def photo_records(batch: IndexedBatch) -> list[dict]:
@@ -106,7 +128,8 @@ def photo_records(batch: IndexedBatch) -> list[dict]:
 
 def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: int | None = None,
              min_size: int | None = None, max_pixels: int | None = None, batch_size: int | None = None,
-             threads: int | None = None, crop: str | None = None, tile_aspect: str | TileAspect | None = None) -> db.Bag:
+             threads: int | None = None, crop: str | None = None, tile_aspect: str | TileAspect | None = None,
+             frames: str | None = None) -> db.Bag:
     """A lazy Dask bag of every photo below ``library``, made into a tile: per-photo records to compose.
 
     The library is scanned now (paths and stat keys only); nothing is decoded until
@@ -132,6 +155,10 @@ def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: 
         Where each photo's window is cut (default ``mosaic.index.crop``).
     tile_aspect : str or TileAspect, optional
         The tiles' width:height, e.g. ``"3:2"`` (default ``mosaic.index.tile-aspect``).
+    frames : str, optional
+        Which frames of each video become tiles, e.g. ``"every:1s"``, ``"every:25"``,
+        ``"scenes"``, ``"all"`` (default ``mosaic.index.frames``); a frame's ``path``
+        reads ``video.mp4#t=SECONDS``.
 
     Returns
     -------
@@ -149,4 +176,4 @@ def tile_bag(library: str | os.PathLike, *, tile_size: int | None = None, grid: 
     batches = list(batches_of(files, batch_size or config_get("index.batch-size"), threads or os.cpu_count() or 1))
     thumbnail = TileAspect.parse(or_config(tile_aspect, "index.tile-aspect")).tile_shape(or_config(tile_size, "index.tile-size"))
     return _bag_of_batches(batches, _records_partition, "photo-records", thumbnail, or_config(grid, "index.grid"),
-                           min_size, max_pixels, crop)
+                           resolved_options(min_size, max_pixels, crop, frames))

@@ -20,13 +20,15 @@ from typing import Iterable, Iterator
 from dask import annotate
 from distributed import Client, Future, as_completed
 
-from ..cache import TileCache, prune_cache
+from ..cache import TileCache, forget_files, prune_cache
 from ..cluster import stage_client
 from ..config import config_get, or_config
 from ..errors import MosaicError
 from ..features import CROP_MODES, TileAspect
 from ..progress import Progress
-from ._bag import batch_bag, batches_of
+from ..video import FrameSampling, split_source
+from ._bag import MAX_BATCH, batch_bag, batches_of
+from ._batch import VideoSegment
 from ._scan import FileEntry, scan_library
 from ._writer import CacheWriter
 
@@ -56,6 +58,10 @@ class IndexSummary:
     seconds: float = 0.0
     decoder_messages: int = 0  # photos that decoded while their decoder printed warnings
     decoder_log: str | None = None  # where those warnings went
+    videos: int = 0  # videos whose frames were (re-)indexed in this run
+    frames: int = 0  # frames those videos kept (their tiles are among ``added``, ``replaced`` and ``aliases``)
+    frames_skipped: int = 0  # frames passed over as near-identical to the frame kept before them
+    stale_frames: int = 0  # tiles of frames that changed videos no longer have, removed
 
     @property
     def processed(self) -> int:
@@ -65,6 +71,10 @@ class IndexSummary:
         failed = ", ".join(f"{n} {reason}" for reason, n in sorted(self.failures.items())) or "none"
         rate = self.processed / self.seconds if self.seconds else 0.0
         pruned = f", {self.pruned} pruned" if self.pruned else ""
+        if self.videos:
+            stale = f", {self.stale_frames} old frames removed" if self.stale_frames else ""
+            pruned += (f", {self.videos} videos ({self.frames} frames kept, {self.frames_skipped} near-identical "
+                       f"frames skipped{stale})")
         return (
             f"{self.cache}: {self.tiles_in_cache} tiles. This run: {self.files_seen} files seen, "
             f"{self.unchanged} unchanged, {self.added} added, {self.replaced} re-indexed, "
@@ -81,17 +91,29 @@ def _tile_aspect(value: str | TileAspect) -> TileAspect:
         raise MosaicError(str(exc)) from None
 
 
+def _frame_sampling(value: str | FrameSampling) -> FrameSampling:
+    try:
+        return FrameSampling.parse(value)
+    except ValueError as exc:
+        raise MosaicError(str(exc)) from None
+
+
 def _open_or_create(cache_path: str, tile_size: int | None, grid: int | None, crop: str | None,
-                    aspect: TileAspect | None) -> TileCache:
+                    aspect: TileAspect | None, frames: FrameSampling | None) -> TileCache:
     if not os.path.exists(cache_path):
-        return TileCache.create(cache_path, or_config(tile_size, "index.tile-size"), or_config(grid, "index.grid"),
-                                or_config(crop, "index.crop"), aspect or _tile_aspect(config_get("index.tile-aspect")))
-    cache = TileCache.open(cache_path, "r+")
+        cache = TileCache.create(cache_path, or_config(tile_size, "index.tile-size"), or_config(grid, "index.grid"),
+                                 or_config(crop, "index.crop"), aspect or _tile_aspect(config_get("index.tile-aspect")))
+    else:
+        cache = TileCache.open(cache_path, "r+")
+    recorded = None if cache.frames is None else str(cache.frames)
     for name, asked, has in (("tile size", tile_size, cache.tile_size), ("feature grid", grid, cache.grid),
-                             ("crop", crop, cache.crop), ("tile aspect", aspect, cache.tile_aspect)):
+                             ("crop", crop, cache.crop), ("tile aspect", aspect, cache.tile_aspect),
+                             ("--frames", None if frames is None or recorded is None else str(frames), recorded)):
         if asked is not None and asked != has:
             cache.close()
             raise MosaicError(f"{cache_path} was built with {name} {has}, not {asked}; use another cache file")
+    if recorded is None:  # a new cache, or one from before videos: it takes this run's sampling
+        cache.set_frames(str(frames or _frame_sampling(config_get("index.frames"))))
     return cache
 
 
@@ -117,6 +139,7 @@ def index_library(
     max_pixels: int | None = None,
     crop: str | None = None,
     tile_aspect: str | TileAspect | None = None,
+    frames: str | None = None,
     prune: bool = False,
     progress: bool = True,
     client: Client | None = None,
@@ -157,9 +180,16 @@ def index_library(
         The tiles' width:height for a new cache, e.g. ``"3:2"``, ``"4:3"``, ``"16:9"``,
         portrait ``"2:3"`` (default ``mosaic.index.tile-aspect``, 1:1); landscape and
         portrait photos alike are cropped to it. An existing cache keeps its own.
+    frames : str, optional
+        Which frames of each video become tiles, for a new cache: ``"every:1s"`` (a
+        frame a second; ``"every:0.5s"``...), ``"every:N"`` (every Nth frame), ``"scenes"``
+        (a frame each time the picture changes) or ``"all"`` (default ``mosaic.index.frames``).
+        Consecutive near-identical frames are skipped and counted. A frame's source
+        reads ``video.mp4#t=SECONDS``. An existing cache keeps its own.
     prune : bool
         Afterwards, remove the tiles, aliases and failures of files below ``library``
-        that this scan did not find, and tiles whose file no longer decodes.
+        that this scan did not find (a video's frames with it), and tiles whose file no
+        longer decodes.
     progress : bool
         Print the dashboard link and progress to stderr.
     client : distributed.Client, optional
@@ -178,11 +208,12 @@ def index_library(
     if crop is not None and crop not in CROP_MODES:
         raise MosaicError(f"`crop` must be one of {', '.join(CROP_MODES)}, got {crop!r}")
     aspect = None if tile_aspect is None else _tile_aspect(tile_aspect)
+    sampling = None if frames is None else _frame_sampling(frames)
     options = {"min_size": or_config(min_size, "index.min-size"), "max_pixels": or_config(max_pixels, "index.max-pixels")}
     summary = IndexSummary(cache=cache_path)
     seen: set[str] | None = set() if prune else None
-    with _open_or_create(cache_path, tile_size, grid, crop, aspect) as cache:
-        options["crop"] = cache.crop
+    with _open_or_create(cache_path, tile_size, grid, crop, aspect, sampling) as cache:
+        options["crop"], options["frames"] = cache.crop, str(cache.frames)
         writer = CacheWriter(cache)
         problems = []
         todo = _to_index(scan_library(library, problems), writer, summary, seen)
@@ -195,9 +226,12 @@ def index_library(
                            _DecoderLog(cache_path + ".decoder.log", summary))
         writer.record_problems(problems)
         cache.add_root(library)
+        if writer.stale:  # frames that changed videos no longer have
+            summary.stale_frames = forget_files(cache, writer.known, writer.stale)
         if prune:
-            summary.pruned = prune_cache(cache, writer.known, seen, library)
+            summary.pruned = prune_cache(cache, writer.known, seen, library, file_of=lambda path: split_source(path)[0])
         counts = writer.counts
+        summary.videos, summary.frames, summary.frames_skipped = counts.videos, counts.frames, counts.frames_skipped
         summary.added, summary.replaced, summary.aliases = counts.added, counts.replaced, counts.aliases
         summary.ignored, summary.failures = counts.ignored, counts.failures
         summary.tiles_in_cache = len(cache)
@@ -211,7 +245,8 @@ def _waves(batches: Iterator[list[FileEntry]], bytes_per_file: int, fewest: int)
     held = 0
     for batch in batches:
         wave.append(batch)
-        held += len(batch) * bytes_per_file
+        # A video segment's frames are not known before it is read: count it as a full batch of photos.
+        held += (MAX_BATCH if isinstance(batch[0], VideoSegment) else len(batch)) * bytes_per_file
         if len(wave) == WAVE_BATCHES or (held >= WAVE_BYTES and len(wave) >= fewest):
             yield wave
             wave, held = [], 0
@@ -247,11 +282,12 @@ def _run_waves(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCach
     finish, and the next wave is scanned and submitted while half of the last one is
     still unwritten, so neither a transfer nor a scan holds the workers up.
     """
-    bar = Progress("index", 0, "files", enabled=progress)
+    bar = Progress("index", 0, "files", enabled=progress)  # a video counts once per time segment
     fewest = 2 * threads + 2
     height, width = cache.thumbnail_shape
     waves = _waves(batches, 3 * height * width, fewest)
     unwritten: deque[Future] = deque()
+    items: deque[int] = deque()  # files (or video segments) of each unwritten batch, for the progress bar
     fetching = as_completed(loop=dask.loop, with_results=True)  # at most `fewest` results held in this process
     fetched: dict[str, list] = {}
     asked = 0  # how many of the first unwritten futures are being fetched
@@ -270,6 +306,7 @@ def _run_waves(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCach
                 with annotate(priority=lambda key, first=submitted: -(first + key[1])):
                     bag = batch_bag(wave, cache.thumbnail_shape, cache.grid, **options)
                 unwritten.extend(dask.compute(bag.to_delayed(optimize_graph=False)))
+                items.extend(len(files) for files in wave)
                 submitted += len(wave)
                 bar.grow(sum(len(files) for files in wave))
                 low_water = max(fewest, len(wave) // 2)
@@ -288,7 +325,7 @@ def _run_waves(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCach
             asked -= 1
             writer.write(batch)
             decoder_log.add(batch.messages)
-            bar.update(len(batch.tiles) + len(batch.failures) + batch.ignored)
+            bar.update(items.popleft())
             future.release()
             top_up()
     finally:  # the last progress line comes before whatever error ends the run

@@ -13,13 +13,24 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..cache import FileRecord, TileCache
+from ..cache import FileRecord, TileCache, VideoRecord
 from ..features import TileFeatures
+from ..video import is_named_video, split_source
 from ._scan import FileEntry, ScanProblem
 
-__all__ = ["IndexedBatch", "CacheWriter", "WriteCounts", "POLICY_REASONS"]
+__all__ = ["IndexedBatch", "CacheWriter", "VideoPart", "WriteCounts", "POLICY_REASONS"]
 
 POLICY_REASONS = frozenset({"too-small", "too-large"})
+
+
+class VideoPart(NamedTuple):
+    """One time segment of a video, done: how many frames it kept and how many near-identical ones it skipped."""
+
+    entry: FileEntry
+    segment: int
+    segments: int
+    frames: int
+    skipped: int
 
 
 class IndexedBatch(NamedTuple):
@@ -34,6 +45,7 @@ class IndexedBatch(NamedTuple):
     # (path, text) of what C decoders printed for photos that still decoded; path "" when
     # decodes ran side by side in one process and the text cannot be told apart.
     messages: list[tuple[str, str]] = []
+    videos: list[VideoPart] = []  # the video segments this batch read; their frames are among ``tiles``
 
 
 @dataclass
@@ -45,6 +57,9 @@ class WriteCounts:
     aliases: int = 0
     failures: Counter = field(default_factory=Counter)
     ignored: int = 0
+    videos: int = 0  # videos whose frames are all in
+    frames: int = 0  # frames those videos kept
+    frames_skipped: int = 0  # frames passed over as near-identical to the one kept before
 
 
 def _own_tile(record: FileRecord | None) -> int:
@@ -73,9 +88,16 @@ class CacheWriter:
         # Skips that depend on --min-size or --max-pixels are looked at again by every run,
         # so that changing the policy takes effect on unchanged files.
         self._policy_skips = {path for path, reason, _ in cache.failures() if reason in POLICY_REASONS}
+        self.videos: dict[str, VideoRecord] = cache.videos()
+        self._video_parts: dict[str, list[VideoPart]] = {}  # videos under way: the parts written so far
+        self._frames_of: dict[str, list[str]] | None = None  # video -> its frames' paths, built when first needed
+        self.stale: set[str] = set()  # frames of changed videos that their new version no longer has
 
     def is_current(self, entry: FileEntry) -> bool:
-        """Whether the cache already holds this file at this size and mtime."""
+        """Whether the cache already holds this file at this size and mtime (a video: all its frames)."""
+        if entry.path in self.videos or is_named_video(entry.path):
+            video = self.videos.get(entry.path)
+            return video is not None and (video.size, video.mtime_ns) == (entry.size, entry.mtime_ns)
         record = self.known.get(entry.path)
         if record is None or entry.path in self._policy_skips:
             return False
@@ -111,6 +133,7 @@ class CacheWriter:
             else:
                 appends.append(i)
                 self.known[entry.path] = FileRecord(entry.size, entry.mtime_ns, "tile", next_row, next_row)
+                self._note_frame(entry.path)
                 self._row_of_hash[digest] = next_row
                 next_row += 1
         failures = []
@@ -124,6 +147,51 @@ class CacheWriter:
             failures.append((entry, reason, detail, _own_tile(previous)))
         self._commit_batch(batch, appends, replaces, aliases, failures, drops)
         self.counts.ignored += batch.ignored
+        for part in batch.videos:
+            self._video_part_done(part, {f[0].path for f in batch.failures})
+
+    def _video_part_done(self, part: VideoPart, failed: set[str]) -> None:
+        """Count a segment in; after a video's last one, record the video (its frames are all written by then)."""
+        path = part.entry.path
+        parts = self._video_parts.setdefault(path, [])
+        parts.append(part)
+        if len(parts) < part.segments:
+            return
+        del self._video_parts[path]
+        key = (part.entry.size, part.entry.mtime_ns)
+        frames, skipped = sum(p.frames for p in parts), sum(p.skipped for p in parts)
+        previous = self.known.get(path)
+        if previous is not None and previous.kind == "failure" and path not in failed and (previous.size, previous.mtime_ns) == key:
+            pass  # a failure of this very version, written by an earlier segment: it stays
+        elif previous is not None and previous.kind == "failure" and path not in failed:
+            self.cache.drop_records("failure", [previous.index])
+            del self.known[path]
+        self.stale.update(p for p in self._frames(path) if (self.known[p].size, self.known[p].mtime_ns) != key)
+        if path in self.videos:
+            self.cache.drop_records("video", [self.videos[path].index])
+        start = self.cache.record_count("videos")
+        self.cache.append_videos([path], [key[0]], [key[1]], [frames], [skipped])
+        self.videos[path] = VideoRecord(*key, frames, skipped, start)
+        self.counts.videos += 1
+        self.counts.frames += frames
+        self.counts.frames_skipped += skipped
+
+    def _frames(self, video: str) -> list[str]:
+        """The paths of a video's frames the cache holds (any version)."""
+        if self._frames_of is None:
+            self._frames_of = {}
+            for path, record in self.known.items():
+                if record.kind != "failure" and "#t=" in path:
+                    file, seconds = split_source(path)
+                    if seconds is not None:
+                        self._frames_of.setdefault(file, []).append(path)
+        return [p for p in self._frames_of.get(video, []) if p in self.known]
+
+    def _note_frame(self, path: str) -> None:
+        if self._frames_of is not None and "#t=" in path:
+            file, seconds = split_source(path)
+            if seconds is not None:
+                self._frames_of.setdefault(file, []).append(path)
 
     def _forget_content_of(self, row: int) -> list[FileRecord]:
         """Before a tile row takes new content: unmap its old bytes, and retire the aliases
@@ -168,6 +236,7 @@ class CacheWriter:
                                   [e.mtime_ns for e, _ in aliases], [row for _, row in aliases])
         for k, (entry, row) in enumerate(aliases):
             self.known[entry.path] = FileRecord(entry.size, entry.mtime_ns, "alias", start + k, row)
+            self._note_frame(entry.path)
             if self._aliases_of_row is not None:
                 self._aliases_of_row.setdefault(row, []).append(entry.path)
         self.counts.aliases += len(aliases)

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..cache import release_worker_caches, worker_cache
 from ..formats import BandPlace, Format, halve
-from ..photo import PhotoError, load_thumbnail
+from ..photo import PhotoError
+from ..video import load_source_thumbnail
 from ._compose import blend_tiles, resize_tiles, tile_canvas
 from ._correct import correct_tiles
 
@@ -81,7 +82,7 @@ def _fresh_tiles(cache, rows: np.ndarray, tile_shape: tuple[int, int],
     tiles, unreadable = resize_tiles(cache.thumbnails(rows), tile_shape), []
     for i, row in enumerate(rows.tolist()) if original_paths is not None else ():
         try:
-            tiles[i] = load_thumbnail(original_paths[row], tile_shape, crop=cache.crop)  # cut as the cache's were
+            tiles[i] = load_source_thumbnail(original_paths[row], tile_shape, crop=cache.crop)  # cut as the cache's were
         except PhotoError:
             unreadable.append(row)  # the cached thumbnail, resized, stands in
     return tiles, unreadable
