@@ -70,6 +70,24 @@ def test_a_camera_raw_dng_is_demosaiced_upright(tmp_path, picture):
     assert load_rgb(str(path), 60).shape[:2] == (180, 120)  # half the sensor, turned upright
 
 
+def test_a_camera_raw_preview_is_used_when_big_enough(tmp_path, picture):
+    """The camera's JPEG preview makes the tile; a decode bigger than the preview demosaics the sensor instead.
+
+    The sensor holds the picture mirrored, so which of the two made the pixels shows.
+    """
+    mirrored = np.ascontiguousarray(picture[:, ::-1])
+    sensor = np.asarray(Image.fromarray(mirrored).resize((720, 480), Image.Resampling.BICUBIC))
+    path = write_dng(tmp_path / "camera.dng", sensor, orientation=6, preview=picture)
+    tile = load_thumbnail(str(path), 48)
+    assert _mean_difference(tile, _expected(picture, 6)) < 6  # the preview, turned upright by the RAW's orientation
+    assert _mean_difference(tile, _expected(mirrored, 6)) > 15
+    big = load_rgb(str(path), 300)  # the preview's 240 px short side is too small: the sensor, half size, upright
+    assert big.shape[:2] == (360, 240)
+    small = np.asarray(Image.fromarray(big).resize((48, 72), Image.Resampling.BOX))
+    expected = np.asarray(Image.fromarray(np.ascontiguousarray(np.rot90(mirrored, -1))).resize((48, 72), Image.Resampling.BOX))
+    assert _mean_difference(small, expected) < 25
+
+
 def test_formats_are_recognised_by_their_bytes(tmp_path, picture):
     heic = write_still(tmp_path / "a.heic", picture, "HEIF").read_bytes()
     avif = write_still(tmp_path / "a.avif", picture, "AVIF").read_bytes()

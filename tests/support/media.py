@@ -29,8 +29,12 @@ def write_still(path: Path, pixels: np.ndarray, fmt: str, orientation: int = 1, 
     return path
 
 
-def write_dng(path: Path, pixels: np.ndarray, orientation: int = 1) -> Path:
-    """A camera RAW file: ``pixels`` sampled through an RGGB Bayer filter at 12 bits, in a DNG (no embedded preview)."""
+def write_dng(path: Path, pixels: np.ndarray, orientation: int = 1, preview: np.ndarray | None = None) -> Path:
+    """A camera RAW file: ``pixels`` sampled through an RGGB Bayer filter at 12 bits, in a DNG.
+
+    ``preview``, when given, is embedded as the camera's JPEG preview (a second IFD,
+    NewSubFileType 1), as cameras store it; pidng writes none of its own.
+    """
     from pidng.core import RAW2DNG, DNGTags, Tag
     from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, PhotometricInterpretation
 
@@ -58,7 +62,39 @@ def write_dng(path: Path, pixels: np.ndarray, orientation: int = 1) -> Path:
     written = path.with_suffix(".dng")
     if written != path:
         written.rename(path)
+    if preview is not None:
+        path.write_bytes(_with_jpeg_preview(path.read_bytes(), preview))
     return path
+
+
+def _with_jpeg_preview(tiff: bytes, preview: np.ndarray) -> bytes:
+    """A little-endian TIFF/DNG with a JPEG preview IFD chained after its first IFD."""
+    import io
+
+    data = bytearray(tiff)
+    first = struct.unpack_from("<I", data, 4)[0]
+    next_offset = first + 2 + 12 * struct.unpack_from("<H", data, first)[0]
+    buffer = io.BytesIO()
+    Image.fromarray(preview).save(buffer, "JPEG", quality=95)
+    jpeg = buffer.getvalue()
+    data += b"\0" * (len(data) % 2)
+    jpeg_at = len(data)
+    data += jpeg + b"\0" * (len(jpeg) % 2)
+    bits_at = len(data)
+    data += struct.pack("<3H", 8, 8, 8)
+    height, width = preview.shape[:2]
+    short, long = 3, 4  # TIFF field types
+    entries = [(254, long, 1, 1), (256, long, 1, width), (257, long, 1, height), (258, short, 3, bits_at),
+               (259, short, 1, 7), (262, short, 1, 6), (273, long, 1, jpeg_at), (277, short, 1, 3),
+               (278, long, 1, height), (279, long, 1, len(jpeg))]
+    preview_ifd = len(data)
+    data += struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        data += struct.pack("<HHIHH" if kind == short and count == 1 else "<HHII", tag, kind, count,
+                            *((value, 0) if kind == short and count == 1 else (value,)))
+    data += struct.pack("<I", 0)
+    struct.pack_into("<I", data, next_offset, preview_ifd)
+    return bytes(data)
 
 
 def moving_frames(count: int, height: int = 96, width: int = 160, seed: int = 0) -> Iterable[np.ndarray]:
