@@ -199,6 +199,7 @@ def _parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a tile cache")
     info.add_argument("cache", help="HDF5 tile cache")
     info.add_argument("--failures", action="store_true", help="list every file that could not be indexed, with its reason")
+    info.add_argument("--videos", action="store_true", help="list every video with its frames kept and near-identical frames skipped")
     info.add_argument("--check", action="store_true",
                       help="verify the cache (columns, paths, aliases, features, a sample of thumbnails): "
                            "one line, exit 0 if sound, 1 if not")
@@ -256,7 +257,7 @@ def _run(args: argparse.Namespace) -> int:
         print(verdict)
         return 0 if sound else 1
     elif args.command == "info":
-        print(describe_cache(args.cache, list_failures=args.failures))
+        print(describe_cache(args.cache, list_failures=args.failures, list_videos=args.videos))
     return 0
 
 

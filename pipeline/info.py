@@ -26,8 +26,18 @@ def check_cache_file(cache_path: str | os.PathLike, sample: int = 256) -> tuple[
     return True, f"{path}: sound ({counts}; {min(sample, tiles)} thumbnails checked against their features)"
 
 
-def describe_cache(cache_path: str | os.PathLike, list_failures: bool = False) -> str:
-    """A human-readable description of a tile cache (optionally listing every failure)."""
+def _videos_line(cache: TileCache) -> str:
+    videos = cache.videos()
+    frames, skipped = sum(v.frames for v in videos.values()), sum(v.skipped for v in videos.values())
+    if not videos:
+        return "videos:        none"
+    example = next((path for path in cache.paths() if "#t=" in path), None)
+    return (f"videos:        {len(videos)}: {frames} frames kept ({cache.frames}), {skipped} near-identical frames skipped"
+            + (f"; a frame's source reads e.g. {example}" if example else ""))
+
+
+def describe_cache(cache_path: str | os.PathLike, list_failures: bool = False, list_videos: bool = False) -> str:
+    """A human-readable description of a tile cache (optionally listing every failure, every video)."""
     with TileCache.open(cache_path) as cache:
         failures = cache.failures()
         reasons = Counter(reason for _, reason, _ in failures)
@@ -38,10 +48,14 @@ def describe_cache(cache_path: str | os.PathLike, list_failures: bool = False) -
             f"{cache.crop}" + (" (the window holding the subject)" if cache.crop == "smart" else ""),
             f"aliases:       {len(cache.aliases())} (files whose bytes are a tile's under another path)",
             f"failures:      {len(failures)}" + (f" ({', '.join(f'{n} {r}' for r, n in reasons.most_common())})" if failures else ""),
+            _videos_line(cache),
             f"features:      mean_lab (3), dominant_lab (3), grid_lab ({cache.grid}x{cache.grid}x3)",
             "library roots: " + ("\n               ".join(cache.roots) or "none"),
         ]
         lines += [f"  {name}: {text}" for name, text in cache.feature_definitions.items()]
+        if list_videos:
+            lines.append("videos (frames kept, near-identical frames skipped, path):")
+            lines += [f"  {v.frames}\t{v.skipped}\t{path}" for path, v in cache.videos().items()]
         if list_failures:
             lines.append("failures (reason, path, detail):")
             lines += [f"  {reason}\t{path}\t{detail}" for path, reason, detail in failures]

@@ -65,7 +65,8 @@ class IndexSummary:
 
     @property
     def processed(self) -> int:
-        return self.added + self.replaced + self.aliases + sum(self.failures.values()) + self.ignored
+        """Files this run looked at (a video once, however many frames it gave)."""
+        return self.files_seen - self.unchanged
 
     def __str__(self) -> str:
         failed = ", ".join(f"{n} {reason}" for reason, n in sorted(self.failures.items())) or "none"
@@ -75,11 +76,12 @@ class IndexSummary:
             stale = f", {self.stale_frames} old frames removed" if self.stale_frames else ""
             pruned += (f", {self.videos} videos ({self.frames} frames kept, {self.frames_skipped} near-identical "
                        f"frames skipped{stale})")
+        frame_rate = f", {self.frames / self.seconds:.0f} frames kept/s" if self.videos and self.seconds else ""
         return (
             f"{self.cache}: {self.tiles_in_cache} tiles. This run: {self.files_seen} files seen, "
             f"{self.unchanged} unchanged, {self.added} added, {self.replaced} re-indexed, "
             f"{self.aliases} duplicates of a tile (aliases), {self.ignored} not images{pruned}, failed: {failed}; "
-            f"{self.seconds:.1f} s ({rate:.0f} files/s)"
+            f"{self.seconds:.1f} s ({rate:.{0 if rate >= 10 else 1}f} files/s{frame_rate})"
             + (f"; decoder warnings for {self.decoder_messages} photos: {self.decoder_log}" if self.decoder_messages else "")
         )
 

@@ -118,6 +118,9 @@ def test_the_command_line_takes_frames_and_says_what_it_did(film_library, tmp_pa
     assert "5 videos (" in done.stdout and "near-identical frames skipped" in done.stdout
     with TileCache.open(cache) as c:
         assert str(c.frames) == "every:0.5s" and sum("film.mp4#t=" in p for p in c.paths()) == 12
+    info = subprocess.run([*MOSAIC, "info", cache, "--videos"], capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0 and "videos:        5: " in info.stdout and "(every:0.5s)" in info.stdout
+    assert f"  12\t0\t{film_library / 'film.mp4'}" in info.stdout.splitlines() and "#t=0.000" in info.stdout
     other = subprocess.run([*MOSAIC, "index", film_library, "--cache", cache, "--frames", "all", "--workers", "1", "--quiet"],
                            capture_output=True, text=True, timeout=180)
     assert other.returncode == 2 and other.stderr.strip().splitlines() == [
