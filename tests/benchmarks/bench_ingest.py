@@ -27,6 +27,16 @@ settings; the workers with mosaic's (``pipeline.cluster.WORKER_MALLOC``).
 ``--million DIR`` makes 1,000,000 small distinct JPEGs in 1,000 nested folders under DIR
 once (kept for the next run), then runs ``mosaic index`` over them and prints the
 throughput and the client's peak RSS (goal: under 2 GB).
+
+``--heic DIR``, ``--raw DIR``, ``--video DIR`` make (once, from ``--library``'s photos; see
+``_media.py``) a library of phone HEICs, camera DNGs, or an hour of 720p H.264 film at 25
+fps, and compare, round by round, the decoder alone (pillow-heif, rawpy, PyAV decoding
+every frame; one process) with ``mosaic index`` through a LocalCluster of 2 single-threaded
+workers, per core: photos, or decoded video frames, per second (goal >= 0.85 of the
+floor). Then ``mosaic index`` from the command line over the same files: wall time and the
+client's peak RSS (for the video library: the hour's run).
+
+    python tests/benchmarks/bench_ingest.py --library /var/tmp/mosaic-corpus/pool --video /var/tmp/media/video
 """
 from __future__ import annotations
 
@@ -47,8 +57,10 @@ from pipeline import index_library
 from pipeline.cluster import open_cluster
 from pipeline.config import config_get
 from pipeline.features import TileAspect
-from pipeline.ingest import index_batch, scan_library
+from pipeline.ingest import FileEntry, VideoSegment, index_batch, scan_library
 from pipeline.photo import PHOTO_EXTENSIONS
+
+from _media import decode_floor, make_heic, make_raw, make_videos, media_files
 
 MOSAIC = [sys.executable, "-m", "pipeline"]
 
@@ -155,6 +167,52 @@ def run_cli_measured(command: list[str]) -> tuple[float, int]:
     return wall, peak
 
 
+def media_batches(kind: str, files: list[Path], size: int, frames: str) -> None:
+    """(b) for media: ``index_batch`` in this process, photos in batches of 256, each video whole."""
+    entries = [FileEntry(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    if kind == "video":
+        for entry in entries:
+            index_batch([VideoSegment(entry, 0, 1)], size, config_get("index.grid"), frames=frames)
+    else:
+        pipeline_batches(entries, size)
+
+
+def media_mode(kind: str, folder: Path, args) -> None:
+    """Rounds of the decoder alone, the pipeline in this process and ``mosaic index`` through the cluster; then the CLI."""
+    if not args.library:
+        sys.exit("--heic, --raw and --video make their files from --library's photos")
+    {"heic": make_heic, "raw": make_raw, "video": make_videos}[kind](args.library, folder)
+    files = media_files(folder)
+    frames = ["--frames", args.frames] if kind == "video" else []
+    unit = "frames" if kind == "video" else "photos"
+    print(f"{kind}: {len(files)} files, {sum(f.stat().st_size for f in files) / 2**20:.0f} MiB, {args.tile_size} px tiles; "
+          f"{args.rounds} rounds of the decoder alone (c), index_batch in this process (b) and mosaic index through "
+          f"2 workers x 1 thread (d), {unit} decoded per s per core:", flush=True)
+    rates: dict[str, list[float]] = {"c": [], "b": [], "d": []}
+    with open_cluster(workers=2, threads=1, dashboard_address=":0", announce=False) as client, \
+            tempfile.TemporaryDirectory(dir="/var/tmp") as scratch:
+        for round_ in range(args.rounds):
+            seconds, items = decode_floor(kind, files, args.tile_size)
+            rates["c"].append(items / seconds)
+            start = time.perf_counter()
+            media_batches(kind, files, args.tile_size, args.frames)
+            rates["b"].append(items / (time.perf_counter() - start))
+            start = time.perf_counter()
+            summary = index_library(folder, os.path.join(scratch, f"r{round_}.h5"), tile_size=args.tile_size, client=client,
+                                    progress=False, frames=args.frames if kind == "video" else None)
+            rates["d"].append(items / (time.perf_counter() - start) / 2)
+            print(f"  round {round_}: (c) {rates['c'][-1]:.0f} (b) {rates['b'][-1]:.0f} (d) {rates['d'][-1]:.0f}; "
+                  f"b/c {rates['b'][-1] / rates['c'][-1]:.2f}, d/c {rates['d'][-1] / rates['c'][-1]:.2f}; {summary}", flush=True)
+        wall, peak = run_cli_measured([*MOSAIC, "index", str(folder), "--cache", os.path.join(scratch, "cli.h5"), "--quiet",
+                                       "--workers", "2", "--threads", "1", "--tile-size", str(args.tile_size),
+                                       "--dashboard-address", ":0", *frames])
+    ratio = {name: statistics.median(r / c for r, c in zip(rates[name], rates["c"])) for name in ("b", "d")}
+    print(f"{kind} ({unit}/s/core, medians): (c) decoder alone {statistics.median(rates['c']):.0f}; "
+          f"(b) index_batch {statistics.median(rates['b']):.0f}, b/c {ratio['b']:.2f}; "
+          f"(d) mosaic index {statistics.median(rates['d']):.0f}, d/c {ratio['d']:.2f} (goal >= 0.85; median of per-round "
+          f"ratios). CLI: {wall:.1f} s wall from process start for {items} {unit}, client peak RSS {peak / 2**20:.0f} MiB")
+
+
 def make_million(root: Path, count: int = 1_000_000, per_folder: int = 1000) -> None:
     """``count`` distinct 64x48 JPEGs, ``per_folder`` per folder, two levels deep; made once."""
     marker = root / f".complete-{count}-v2"
@@ -186,8 +244,14 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (b) then (d) for d/b")
     parser.add_argument("--million", metavar="DIR", help="make (once) and index 1,000,000 small JPEGs under DIR")
+    for kind in ("heic", "raw", "video"):
+        parser.add_argument(f"--{kind}", metavar="DIR", help=f"make (once, from --library) and index a {kind} library in DIR")
+    parser.add_argument("--frames", default="every:1s", help="--frames of the video runs (default every:1s)")
     args = parser.parse_args()
-    if args.library:
+    media = [(kind, getattr(args, kind)) for kind in ("heic", "raw", "video") if getattr(args, kind)]
+    for kind, folder in media:
+        media_mode(kind, Path(folder), args)
+    if args.library and not media:
         files = photo_files(args.library)
         medians = single_process(files, args.tile_size, args.slices)
         with tempfile.TemporaryDirectory(dir="/var/tmp") as folder:
