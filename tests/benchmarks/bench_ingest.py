@@ -40,8 +40,13 @@ client's peak RSS (for the video library: the hour's run).
 """
 from __future__ import annotations
 
-import argparse
 import os
+
+# LibRaw (rawpy) runs OpenMP threads; the floor and (b) are one core's work, as each worker's is (the nanny sets
+# the same). Set before anything loads libgomp.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse
 import re
 import statistics
 import subprocess
