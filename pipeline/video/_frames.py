@@ -84,13 +84,18 @@ def segment_bounds(duration: float | None, segment: int, segments: int) -> tuple
     return start, (math.inf if segment == segments - 1 else duration * (segment + 1) / segments)
 
 
-def _display_pixels(frame, stream, short_side: int) -> np.ndarray:
-    """The frame as sRGB, upright and with square pixels, scaled to ``short_side`` px on its short side (not up)."""
+def _display_pixels(frame, stream, short_side: int, reformatter) -> np.ndarray:
+    """The frame as sRGB, upright and with square pixels, scaled to ``short_side`` px on its short side (not up).
+
+    ``reformatter`` (an ``av.video.reformatter.VideoReformatter``) keeps swscale's context
+    from frame to frame: ``frame.reformat`` builds one a call, 2.5 ms against 0.4 ms for a
+    720p frame.
+    """
     sar = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio or Fraction(1)
     width, height = frame.width * float(sar), frame.height
     scale = min(1.0, short_side / min(width, height))
-    pixels = frame.reformat(width=max(1, round(width * scale)), height=max(1, round(height * scale)), format="rgb24",
-                            interpolation="AREA").to_ndarray()
+    pixels = reformatter.reformat(frame, width=max(1, round(width * scale)), height=max(1, round(height * scale)),
+                                  format="rgb24", interpolation="AREA").to_ndarray()
     turns = round((frame.rotation or 0) / 90) % 4  # the display matrix turns counter-clockwise
     return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
 
@@ -100,6 +105,12 @@ def _check_size(frame, max_pixels: int, min_size: int) -> None:
         raise _Unreadable("too-small", f"{frame.width}x{frame.height} px frames, below the minimum of {min_size} px")
     if frame.width * frame.height > max_pixels:
         raise _Unreadable("too-large", f"{frame.width}x{frame.height} px frames, over the limit of {max_pixels / 1e6:.0f} MP")
+
+
+def _reformatter():
+    from av.video.reformatter import VideoReformatter
+
+    return VideoReformatter()
 
 
 def read_frames(path: str, shape: tuple[int, int], sampling: FrameSampling, segment: int = 0, segments: int = 1, *,
@@ -205,6 +216,7 @@ class _Keeper:
         self.scenes = sampling.mode == "scenes"
         self.next_mark = 0.0 if self.interval is None else math.ceil((start - self.tolerance) / self.interval) * self.interval
         self.stream, self.shape, self.crop = stream, shape, crop
+        self.reformatter = _reformatter()
         self.near_identical, self.scene_change = near_identical, scene_change
         self.seconds: list[float] = []
         self.thumbnails: list[np.ndarray] = []
@@ -224,7 +236,8 @@ class _Keeper:
             if t < self.next_mark - self.tolerance:
                 return
             self.next_mark = (math.floor((t + self.tolerance) / self.interval) + 1) * self.interval
-        thumbnail = thumbnail_of(_display_pixels(frame, self.stream, max(self.shape)), self.shape, crop=self.crop)
+        pixels = _display_pixels(frame, self.stream, max(self.shape), self.reformatter)
+        thumbnail = thumbnail_of(pixels, self.shape, crop=self.crop)
         if self.thumbnails:
             difference = float(np.abs(thumbnail.astype(np.int16) - self.thumbnails[-1]).mean())
             if self.scenes and difference <= self.scene_change:
@@ -254,7 +267,7 @@ def load_frame(path: str, seconds: float, min_side: int) -> np.ndarray:
             container.seek(max(0, int((seconds - 1 / rate) / stream.time_base)), stream=stream, backward=True)
             for frame in container.decode(stream):
                 if frame.time is not None and frame.time >= seconds - 0.5 / rate:
-                    return _display_pixels(frame, stream, min_side)
+                    return _display_pixels(frame, stream, min_side, _reformatter())
         except Exception as exc:  # noqa: BLE001 - FFmpeg's errors of damaged data come as many types
             raise LookupError(f"corrupt: {_ffmpeg_message(exc)}") from None
     raise LookupError(f"no frame at {seconds:.3f} s")
