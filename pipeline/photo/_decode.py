@@ -240,18 +240,22 @@ def _decode_upright_srgb(data: bytes, min_side: int, max_pixels: int, min_size: 
         raise PhotoError("too-large", str(exc)) from None
     except OSError as exc:
         message = _one_line(str(exc))
-        raise PhotoError("truncated" if _cut_short(message) else "corrupt", message) from None
+        raise PhotoError(_reason(message), message) from None
     except (SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, RuntimeError, struct.error) as exc:
         message = _one_line(f"{type(exc).__name__}: {exc}")
-        raise PhotoError("truncated" if _cut_short(message) else "corrupt", message) from None
+        raise PhotoError(_reason(message), message) from None
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())  # plugins' messages span lines
 
 
-def _cut_short(message: str) -> bool:
-    return any(sign in message.lower() for sign in ("truncated", "end of file"))
+def _reason(message: str) -> str:
+    """A decoder's failure as a reason: cut short, asking for what the decoder does not do, or damaged."""
+    lowered = message.lower()
+    if "truncated" in lowered or "end of file" in lowered:
+        return "truncated"
+    return "unsupported" if "unsupported" in lowered else "corrupt"
 
 
 def _finish(image: Image.Image, icc: bytes | None, shape: tuple[int, int] | None = None, crop: str = "centre") -> np.ndarray:
