@@ -235,7 +235,9 @@ def make_mosaic(
         t = time.perf_counter()
         summary.report = os.path.splitext(out)[0] + ".report.html"
         coverage = colour_coverage(cells.features.mean_lab, tile_features.mean_lab)
+        uses = np.bincount(assignment.tiles)
+        most_used = [(tile_paths[row], int(uses[row])) for row in np.argsort(-uses, kind="stable")[:10] if uses[row]]
         write_report(summary.report, summary, cells.pixels, rendered.preview, coverage, cells.features.mean_lab,
-                     tile_features.mean_lab, assignment.distances)
+                     tile_features.mean_lab, assignment.distances, most_used)
         _stage_line(progress, f"make: wrote {summary.report} ({time.perf_counter() - t:.1f} s)")
     return summary

@@ -116,7 +116,8 @@ img.chart { max-width: 100%; }
 
 
 def write_report(path: str | os.PathLike, summary, target_pixels: np.ndarray, mosaic_pixels: np.ndarray,
-                 coverage: Coverage, cell_lab: np.ndarray, tile_lab: np.ndarray, distances: np.ndarray) -> None:
+                 coverage: Coverage, cell_lab: np.ndarray, tile_lab: np.ndarray, distances: np.ndarray,
+                 most_used: list[tuple[str, int]] = ()) -> None:
     """Write a self-contained HTML report of a mosaic (every image embedded).
 
     Parameters
@@ -133,6 +134,9 @@ def write_report(path: str | os.PathLike, summary, target_pixels: np.ndarray, mo
         Mean CIELAB colours of cells and tiles.
     distances : ndarray, shape (M,)
         Colour distance of each cell to the tile it got.
+    most_used : list of (str, int), optional
+        The most used tiles' sources (a photo's path, a video frame's ``path#t=SECONDS``)
+        and their uses, most first.
     """
     numbers = [
         ("cells", f"{summary.cols} x {summary.rows} = {summary.rows * summary.cols}"),
@@ -145,6 +149,7 @@ def write_report(path: str | os.PathLike, summary, target_pixels: np.ndarray, mo
         *((f"time: {stage}", f"{seconds:.2f} s") for stage, seconds in summary.seconds.items()),
     ]
     rows = "\n".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in numbers)
+    sources = "\n".join(f"<tr><td>{uses}</td><td>{html.escape(source)}</td></tr>" for source, uses in most_used)
     coverage_png = figure_png(coverage_figure(coverage, cell_lab, tile_lab))
     error_png = figure_png(error_figure(distances, summary.rows, summary.cols, summary.tile_shape[0] / summary.tile_shape[1]))
     page = f"""<!DOCTYPE html>
@@ -156,6 +161,7 @@ def write_report(path: str | os.PathLike, summary, target_pixels: np.ndarray, mo
 <figure><img id="mosaic" alt="mosaic" src="{_data_uri(_jpeg_preview(mosaic_pixels), 'image/jpeg')}"><figcaption>mosaic</figcaption></figure>
 </div>
 <h2>Numbers</h2><table>{rows}</table>
+<h2>Most used tiles</h2><table id="most-used"><tr><th>uses</th><th>source</th></tr>{sources}</table>
 <h2>Colour coverage</h2><p id="verdict">{html.escape(coverage.verdict())}</p>
 <img class="chart" id="coverage" alt="colour coverage chart" src="{_data_uri(coverage_png, 'image/png')}">
 <h2>Colour error</h2>

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,10 +62,16 @@ def test_videos_become_frames_that_render_from_their_source(client, film_library
         assert c.check() == []
     # each frame at most once, re-read from its video: the record names it as path#t=SECONDS
     out = tmp_path / "m.png"
-    make_mosaic(demo_target, cache, out, cols=4, rows=3, tile_px=32, rule=ReuseRule(max_uses=1), from_originals=True,
-                client=client, progress=False, report=False)
+    made = make_mosaic(demo_target, cache, out, cols=4, rows=3, tile_px=32, rule=ReuseRule(max_uses=1),
+                       from_originals=True, client=client, progress=False)
     record = read_assignment(tmp_path / "m.assignment.npz")
-    assert any("#t=" in p for p in record.tile_paths.values()) and len(set(record.tiles.ravel())) == 12
+    frames = [p for p in record.tile_paths.values() if "#t=" in p]
+    assert frames and len(set(record.tiles.ravel())) == 12
+    assert frames[0] in (tmp_path / "m.assignment.csv").read_text()  # the CSV names the frame
+    report = open(made.report, encoding="utf-8").read()
+    listed = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td></tr>", report.split('id="most-used"')[1])
+    assert len(listed) == 10 and all(uses == "1" and source in record.tile_paths.values() for uses, source in listed)
+    assert sum("#t=" in source for _, source in listed) >= 7  # at most 3 of the 12 cells got one of the 3 photos
 
 
 def test_frames_stay_current_change_with_their_video_and_go_with_it(client, film_library, small_segments, tmp_path):
