@@ -138,7 +138,7 @@ class CacheWriter:
                 next_row += 1
         failures = []
         for entry, reason, detail in batch.failures:
-            if self.is_current(entry):
+            if self.is_current(entry) or self._failed_already(entry):
                 continue
             self._policy_skips.discard(entry.path)
             previous = self.known.get(entry.path)
@@ -149,6 +149,12 @@ class CacheWriter:
         self.counts.ignored += batch.ignored
         for part in batch.videos:
             self._video_part_done(part, {f[0].path for f in batch.failures})
+
+    def _failed_already(self, entry: FileEntry) -> bool:
+        """Whether an earlier segment of this very version of a video has recorded its failure (each segment says it)."""
+        record = self.known.get(entry.path)
+        return (record is not None and record.kind == "failure" and entry.path in self._video_parts
+                and (record.size, record.mtime_ns) == (entry.size, entry.mtime_ns))
 
     def _video_part_done(self, part: VideoPart, failed: set[str]) -> None:
         """Count a segment in; after a video's last one, record the video (its frames are all written by then)."""

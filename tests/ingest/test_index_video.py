@@ -15,14 +15,14 @@ from pipeline import ReuseRule, TileCache, index_library, make_mosaic, read_assi
 from pipeline.cache import forget_files
 from pipeline.ingest import CacheWriter, FileEntry, VideoSegment, index_batch
 from pipeline.video import FrameSampling, load_source_thumbnail, read_frames, split_source
-from support.media import encode_audio, encode_video, moving_frames, rotate_display
+from support.media import encode_audio, encode_video, moving_frames, rotate_display, unknown_codec
 
 MOSAIC = [sys.executable, "-m", "pipeline"]
 
 
 @pytest.fixture
 def film_library(tmp_path, demo_photos):
-    """Three photos, a 6 s film in segments, a portrait clip, a still shot, a cut film and a voice memo."""
+    """Three photos, a 6 s film in segments, a portrait clip, a still shot, a cut film, a voice memo and an odd codec."""
     library = tmp_path / "library"
     library.mkdir()
     for photo in demo_photos[:3]:
@@ -33,6 +33,8 @@ def film_library(tmp_path, demo_photos):
     whole = encode_video(tmp_path / "whole.webm", moving_frames(150, seed=3), codec="libvpx-vp9").read_bytes()
     (library / "cut.webm").write_bytes(whole[: len(whole) // 2])
     encode_audio(library / "memo.m4a")
+    # A codec no FFmpeg knows, in a file of several segments: each segment finds it out, one failure is recorded.
+    unknown_codec(library / "odd.avi", encode_video(tmp_path / "ok.avi", moving_frames(150, seed=4), codec="mpeg4"))
     return library
 
 
@@ -45,7 +47,8 @@ def small_segments():
 def test_videos_become_frames_that_render_from_their_source(client, film_library, small_segments, tmp_path, demo_target):
     cache = tmp_path / "c.h5"
     summary = index_library(film_library, cache, tile_size=32, client=client, progress=False)
-    assert (summary.videos, dict(summary.failures)) == (5, {"truncated": 1, "no-video-stream": 1})
+    assert (summary.videos, dict(summary.failures)) == (6, {"truncated": 1, "no-video-stream": 1, "unsupported": 1})
+    assert os.path.getsize(film_library / "odd.avi") > 3 * 4000  # so it was read in several segments
     with TileCache.open(cache) as c:
         paths = c.paths()
         films = {name: [split_source(p)[1] for p in paths if os.path.basename(split_source(p)[0]) == name]
@@ -56,6 +59,8 @@ def test_videos_become_frames_that_render_from_their_source(client, film_library
         videos = c.videos()
         assert videos[str(film_library / "still.mkv")].skipped == 2 and videos[str(film_library / "memo.m4a")].frames == 0
         assert sum(v.frames for v in videos.values()) == len(paths) - 3
+        assert sorted(reason for _, reason, _ in c.failures()) == ["no-video-stream", "truncated", "unsupported"]
+        assert c.record_count("failures") == 3  # each written once, not once a segment
         # Each frame's tile is the one made from its frame read again through its source.
         for row, path in enumerate(paths):
             assert np.array_equal(c.thumbnails([row])[0], load_source_thumbnail(path, 32)), path
@@ -122,11 +127,11 @@ def test_the_command_line_takes_frames_and_says_what_it_did(film_library, tmp_pa
     done = subprocess.run([*MOSAIC, "index", film_library, "--cache", cache, "--frames", "every:0.5s", "--workers", "1",
                            "--quiet"], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
-    assert "5 videos (" in done.stdout and "near-identical frames skipped" in done.stdout
+    assert "6 videos (" in done.stdout and "near-identical frames skipped" in done.stdout
     with TileCache.open(cache) as c:
         assert str(c.frames) == "every:0.5s" and sum("film.mp4#t=" in p for p in c.paths()) == 12
     info = subprocess.run([*MOSAIC, "info", cache, "--videos"], capture_output=True, text=True, timeout=60)
-    assert info.returncode == 0 and "videos:        5: " in info.stdout and "(every:0.5s)" in info.stdout
+    assert info.returncode == 0 and "videos:        6: " in info.stdout and "(every:0.5s)" in info.stdout
     assert f"  12\t0\t{film_library / 'film.mp4'}" in info.stdout.splitlines() and "#t=0.000" in info.stdout
     other = subprocess.run([*MOSAIC, "index", film_library, "--cache", cache, "--frames", "all", "--workers", "1", "--quiet"],
                            capture_output=True, text=True, timeout=180)
