@@ -144,3 +144,17 @@ def test_a_library_of_phone_and_camera_files_is_indexed(client, tmp_path, pictur
         for name, tile in zip(names, stored):
             assert np.array_equal(tile, load_thumbnail(str(library / name), 32)), name
         assert c.check() == []
+
+
+def test_the_pixel_limit_and_the_minimum_size_apply_to_every_format(tmp_path, picture):
+    files = [write_still(tmp_path / "a.heic", picture, "HEIF", thumbnails=[120]), write_still(tmp_path / "a.heic2", picture, "HEIF"),
+             write_still(tmp_path / "a.avif", picture, "AVIF"), write_still(tmp_path / "a.jxl", picture, "JXL"),
+             write_dng(tmp_path / "a.dng", picture), write_dng(tmp_path / "b.dng", picture, preview=picture)]
+    for path in files:
+        with pytest.raises(PhotoError) as caught:
+            load_thumbnail(str(path), 32, max_pixels=2_000)
+        assert caught.value.reason == "too-large", path.name
+        with pytest.raises(PhotoError) as caught:
+            load_thumbnail(str(path), 32, min_size=300)
+        assert caught.value.reason == "too-small", path.name
+        assert load_thumbnail(str(path), 32, max_pixels=100_000, min_size=200).shape == (32, 32, 3)

@@ -126,3 +126,9 @@ def test_frame_sources_name_a_video_and_a_time():
     for bad in ("every:0s", "every:1.5", "every:", "sometimes", "every:-1s"):
         with pytest.raises(ValueError, match="--frames must be"):
             FrameSampling.parse(bad)
+
+
+def test_the_pixel_limit_and_the_minimum_size_apply_to_frames(clip):
+    assert read_frames(str(clip), SHAPE, FrameSampling.parse("every:1s"), max_pixels=10_000).failure[0] == "too-large"
+    assert read_frames(str(clip), SHAPE, FrameSampling.parse("every:1s"), min_size=100).failure[0] == "too-small"
+    assert read_frames(str(clip), SHAPE, FrameSampling.parse("every:1s"), max_pixels=20_000, min_size=96).failure is None
