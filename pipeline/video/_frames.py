@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..photo import thumbnail_of
+from ..photo import PhotoError, thumbnail_of
 from ._sampling import FrameSampling
 
 __all__ = ["FrameBatch", "read_frames", "load_frame", "segment_bounds"]
@@ -31,31 +31,25 @@ class FrameBatch(NamedTuple):
     failure: tuple[str, str] | None  # (reason, detail) when the video, or this segment of it, could not be read whole
 
 
-class _Unreadable(Exception):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
-
-
 def _open(path: str):
     import av
 
     try:
         container = av.open(path, metadata_errors="ignore")
     except FileNotFoundError as exc:
-        raise _Unreadable("missing", exc.strerror or str(exc)) from None
+        raise PhotoError("missing", exc.strerror or str(exc)) from None
     except (PermissionError, IsADirectoryError) as exc:
-        raise _Unreadable("unreadable", exc.strerror or str(exc)) from None
+        raise PhotoError("unreadable", exc.strerror or str(exc)) from None
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise _Unreadable("corrupt", f"FFmpeg cannot open it: {_ffmpeg_message(exc)}") from None
+        raise PhotoError("corrupt", f"FFmpeg cannot open it: {_ffmpeg_message(exc)}") from None
     if not container.streams.video:
         kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
         container.close()
-        raise _Unreadable("no-video-stream", f"a media file with {kinds} but no video")
+        raise PhotoError("no-video-stream", f"a media file with {kinds} but no video")
     stream = container.streams.video[0]
     if stream.codec_context is None:
         container.close()
-        raise _Unreadable("unsupported", "a video codec this FFmpeg has no decoder for")
+        raise PhotoError("unsupported", "a video codec this FFmpeg has no decoder for")
     stream.codec_context.thread_count = 1  # one decoder thread per worker thread: the cluster is the parallelism
     return container, stream
 
@@ -102,9 +96,9 @@ def _display_pixels(frame, stream, short_side: int, reformatter) -> np.ndarray:
 
 def _check_size(frame, max_pixels: int, min_size: int) -> None:
     if min(frame.width, frame.height) < min_size:
-        raise _Unreadable("too-small", f"{frame.width}x{frame.height} px frames, below the minimum of {min_size} px")
+        raise PhotoError("too-small", f"{frame.width}x{frame.height} px frames, below the minimum of {min_size} px")
     if frame.width * frame.height > max_pixels:
-        raise _Unreadable("too-large", f"{frame.width}x{frame.height} px frames, over the limit of {max_pixels / 1e6:.0f} MP")
+        raise PhotoError("too-large", f"{frame.width}x{frame.height} px frames, over the limit of {max_pixels / 1e6:.0f} MP")
 
 
 def _reformatter():
@@ -153,7 +147,7 @@ def read_frames(path: str, shape: tuple[int, int], sampling: FrameSampling, segm
     failure = None
     try:
         container, stream = _open(path)
-    except _Unreadable as exc:
+    except PhotoError as exc:
         return FrameBatch([], np.empty((0, height, width, 3), np.uint8), 0, (exc.reason, exc.detail))
     with container:
         duration = _duration(container, stream)
@@ -163,7 +157,7 @@ def read_frames(path: str, shape: tuple[int, int], sampling: FrameSampling, segm
             try:
                 reached = _decode_segment(container, stream, bounds, kept, max_pixels, min_size)
                 failure = _ended_early(reached, bounds, duration, stream)
-            except _Unreadable as exc:
+            except PhotoError as exc:
                 failure = (exc.reason, exc.detail)
             except Exception as exc:  # FFmpeg's errors of damaged data come as many types
                 failure = ("corrupt", f"decoding stopped after {kept.reached:.2f} s: {_ffmpeg_message(exc)}")
@@ -254,13 +248,11 @@ def load_frame(path: str, seconds: float, min_side: int) -> np.ndarray:
 
     Raises
     ------
-    LookupError
-        The video cannot be read, or has no frame at that time; the message says why.
+    PhotoError
+        The video cannot be read (``reason`` as for :func:`read_frames`), or has no frame
+        at that time (``corrupt``).
     """
-    try:
-        container, stream = _open(path)
-    except _Unreadable as exc:
-        raise LookupError(f"{exc.reason}: {exc.detail}") from None
+    container, stream = _open(path)
     with container:
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         try:
@@ -269,5 +261,5 @@ def load_frame(path: str, seconds: float, min_side: int) -> np.ndarray:
                 if frame.time is not None and frame.time >= seconds - 0.5 / rate:
                     return _display_pixels(frame, stream, min_side, _reformatter())
         except Exception as exc:  # noqa: BLE001 - FFmpeg's errors of damaged data come as many types
-            raise LookupError(f"corrupt: {_ffmpeg_message(exc)}") from None
-    raise LookupError(f"no frame at {seconds:.3f} s")
+            raise PhotoError("corrupt", _ffmpeg_message(exc)) from None
+    raise PhotoError("corrupt", f"no frame at {seconds:.3f} s")

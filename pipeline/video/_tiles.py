@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..photo import PhotoError, load_thumbnail, thumbnail_of
+from ..features import pixel_shape
+from ..photo import load_thumbnail, thumbnail_of
 from ._frames import load_frame
 from ._sampling import split_source
 
@@ -21,10 +22,5 @@ def load_source_thumbnail(source: str, size: int | tuple[int, int], *, crop: str
     path, seconds = split_source(source)
     if seconds is None:
         return load_thumbnail(path, size, crop=crop)
-    shape = (size, size) if isinstance(size, int) else size
-    try:
-        pixels = load_frame(path, seconds, max(shape))
-    except LookupError as exc:
-        reason, _, detail = str(exc).partition(": ")
-        raise PhotoError(reason if detail else "corrupt", detail or str(exc)) from None
-    return thumbnail_of(pixels, shape, crop=crop)
+    shape = pixel_shape(size)
+    return thumbnail_of(load_frame(path, seconds, max(shape)), shape, crop=crop)
