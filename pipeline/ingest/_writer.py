@@ -133,7 +133,6 @@ class CacheWriter:
             else:
                 appends.append(i)
                 self.known[entry.path] = FileRecord(entry.size, entry.mtime_ns, "tile", next_row, next_row)
-                self._note_frame(entry.path)
                 self._row_of_hash[digest] = next_row
                 next_row += 1
         failures = []
@@ -148,7 +147,7 @@ class CacheWriter:
         self._commit_batch(batch, appends, replaces, aliases, failures, drops)
         self.counts.ignored += batch.ignored
         for part in batch.videos:
-            self._video_part_done(part, {f[0].path for f in batch.failures})
+            self._video_part_done(part)
 
     def _failed_already(self, entry: FileEntry) -> bool:
         """Whether an earlier segment of this very version of a video has recorded its failure (each segment says it)."""
@@ -156,7 +155,7 @@ class CacheWriter:
         return (record is not None and record.kind == "failure" and entry.path in self._video_parts
                 and (record.size, record.mtime_ns) == (entry.size, entry.mtime_ns))
 
-    def _video_part_done(self, part: VideoPart, failed: set[str]) -> None:
+    def _video_part_done(self, part: VideoPart) -> None:
         """Count a segment in; after a video's last one, record the video (its frames are all written by then)."""
         path = part.entry.path
         parts = self._video_parts.setdefault(path, [])
@@ -167,9 +166,8 @@ class CacheWriter:
         key = (part.entry.size, part.entry.mtime_ns)
         frames, skipped = sum(p.frames for p in parts), sum(p.skipped for p in parts)
         previous = self.known.get(path)
-        if previous is not None and previous.kind == "failure" and path not in failed and (previous.size, previous.mtime_ns) == key:
-            pass  # a failure of this very version, written by an earlier segment: it stays
-        elif previous is not None and previous.kind == "failure" and path not in failed:
+        if previous is not None and previous.kind == "failure" and (previous.size, previous.mtime_ns) != key:
+            # The old version's failure; one of this version's segments would have written its own over it.
             self.cache.drop_records("failure", [previous.index])
             del self.known[path]
         self.stale.update(p for p in self._frames(path) if (self.known[p].size, self.known[p].mtime_ns) != key)
@@ -183,7 +181,11 @@ class CacheWriter:
         self.counts.frames_skipped += skipped
 
     def _frames(self, video: str) -> list[str]:
-        """The paths of a video's frames the cache holds (any version)."""
+        """The paths of a video's frames the cache holds (any version).
+
+        The index is built once, from the records as they stand when a video first
+        completes; frames written later are of their video's new version, never stale.
+        """
         if self._frames_of is None:
             self._frames_of = {}
             for path, record in self.known.items():
@@ -192,12 +194,6 @@ class CacheWriter:
                     if seconds is not None:
                         self._frames_of.setdefault(file, []).append(path)
         return [p for p in self._frames_of.get(video, []) if p in self.known]
-
-    def _note_frame(self, path: str) -> None:
-        if self._frames_of is not None and "#t=" in path:
-            file, seconds = split_source(path)
-            if seconds is not None:
-                self._frames_of.setdefault(file, []).append(path)
 
     def _forget_content_of(self, row: int) -> list[FileRecord]:
         """Before a tile row takes new content: unmap its old bytes, and retire the aliases
@@ -242,7 +238,6 @@ class CacheWriter:
                                   [e.mtime_ns for e, _ in aliases], [row for _, row in aliases])
         for k, (entry, row) in enumerate(aliases):
             self.known[entry.path] = FileRecord(entry.size, entry.mtime_ns, "alias", start + k, row)
-            self._note_frame(entry.path)
             if self._aliases_of_row is not None:
                 self._aliases_of_row.setdefault(row, []).append(entry.path)
         self.counts.aliases += len(aliases)
