@@ -101,6 +101,20 @@ def _stage_line(enabled: bool, line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+def _most_used(tiles: np.ndarray, count: int) -> list[tuple[int, int]]:
+    """The ``count`` most used tile rows and their uses, most first (ties: lower row first).
+
+    Partitions instead of sorting every tile's count: a cache of 13 million tiles is a
+    13-million-long count, and only the top few are wanted.
+    """
+    uses = np.bincount(tiles)
+    count = min(count, len(uses))
+    threshold = np.partition(uses, len(uses) - count)[len(uses) - count]
+    rows = np.flatnonzero(uses >= max(threshold, 1))
+    rows = rows[np.lexsort((rows, -uses[rows]))][:count]
+    return [(int(row), int(uses[row])) for row in rows]
+
+
 def make_mosaic(
     target: str | os.PathLike,
     cache_path: str | os.PathLike,
@@ -235,8 +249,7 @@ def make_mosaic(
         t = time.perf_counter()
         summary.report = os.path.splitext(out)[0] + ".report.html"
         coverage = colour_coverage(cells.features.mean_lab, tile_features.mean_lab)
-        uses = np.bincount(assignment.tiles)
-        most_used = [(tile_paths[row], int(uses[row])) for row in np.argsort(-uses, kind="stable")[:10] if uses[row]]
+        most_used = [(tile_paths[row], uses) for row, uses in _most_used(assignment.tiles, 10)]
         write_report(summary.report, summary, cells.pixels, rendered.preview, coverage, cells.features.mean_lab,
                      tile_features.mean_lab, assignment.distances, most_used)
         _stage_line(progress, f"make: wrote {summary.report} ({time.perf_counter() - t:.1f} s)")
