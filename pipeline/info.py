@@ -26,12 +26,21 @@ def check_cache_file(cache_path: str | os.PathLike, sample: int = 256) -> tuple[
     return True, f"{path}: sound ({counts}; {min(sample, tiles)} thumbnails checked against their features)"
 
 
+def _first_frame(cache: TileCache, block: int = 65536) -> str | None:
+    """The first tile that is a video frame, read a block of paths at a time (not all of a large cache's)."""
+    for start in range(0, len(cache), block):
+        frame = next((path for path in cache.paths(slice(start, start + block)) if "#t=" in path), None)
+        if frame is not None:
+            return frame
+    return None
+
+
 def _videos_line(cache: TileCache) -> str:
     videos = cache.videos()
     frames, skipped = sum(v.frames for v in videos.values()), sum(v.skipped for v in videos.values())
     if not videos:
         return "videos:        none"
-    example = next((path for path in cache.paths() if "#t=" in path), None)
+    example = _first_frame(cache)
     return (f"videos:        {len(videos)}: {frames} frames kept ({cache.frames}), {skipped} near-identical frames skipped"
             + (f"; a frame's source reads e.g. {example}" if example else ""))
 

@@ -169,9 +169,8 @@ def write_text(group: h5py.Group, values: Sequence[str], start: int) -> tuple[np
 
 def read_text(group: h5py.Group, column: str, rows: slice | None = None) -> list[str]:
     """The committed values of a text column (``rows``: a slice of committed rows)."""
-    spans = group[f"{column}_span"][: committed_rows(group)]
-    if rows is not None:
-        spans = spans[rows]
+    wanted = slice(committed_rows(group)) if rows is None else slice(*rows.indices(committed_rows(group)))
+    spans = group[f"{column}_span"][wanted]  # only the rows asked for are read
     if not len(spans):
         return []
     lo, hi = int(spans[:, 0].min()), int(spans[:, 1].max())

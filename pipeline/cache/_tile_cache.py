@@ -171,9 +171,9 @@ class TileCache(CacheAttributes):
         return _schema.committed_rows(self._file[group_name])
 
     # -- reading -----------------------------------------------------------------
-    def paths(self) -> list[str]:
-        """Source path of every tile, in row order."""
-        return _schema.read_text(self._file["tiles"], "path")
+    def paths(self, rows: slice | None = None) -> list[str]:
+        """Source path of every tile (or of a slice of rows), in row order."""
+        return _schema.read_text(self._file["tiles"], "path", rows)
 
     def features(self) -> TileFeatures:
         """All tiles' features, in row order."""
