@@ -308,9 +308,10 @@ def _run_waves(dask: Client, batches: Iterator[list[FileEntry]], cache: TileCach
                 with annotate(priority=lambda key, first=submitted: -(first + key[1])):
                     bag = batch_bag(wave, cache.thumbnail_shape, cache.grid, **options)
                 unwritten.extend(dask.compute(bag.to_delayed(optimize_graph=False)))
-                items.extend(len(files) for files in wave)
+                sizes = [len(files) for files in wave]
+                items.extend(sizes)
                 submitted += len(wave)
-                bar.grow(sum(len(files) for files in wave))
+                bar.grow(sum(sizes))
                 low_water = max(fewest, len(wave) // 2)
         while asked < min(fewest, len(unwritten)):
             fetching.add(unwritten[asked])

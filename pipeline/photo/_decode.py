@@ -194,7 +194,6 @@ def _decode_with_pillow(data: bytes, min_side: int, max_pixels: int, min_size: i
 
 def _decode_heif(data: bytes, min_side: int, max_pixels: int, min_size: int) -> tuple[Image.Image, int, bytes | None]:
     """libheif's stored thumbnail when it is big enough, else the whole picture through Pillow (both come upright)."""
-    register_plugins()
     size, thumbnail, icc = decode_heif(data, min_side)
     scale = 1 if thumbnail is None else max(1, min(size) // min(thumbnail.size))
     _check_pixels(*size, scale, max_pixels, min_size)
@@ -222,11 +221,11 @@ def _decode_upright_srgb(data: bytes, min_side: int, max_pixels: int, min_size: 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on odd metadata; the pixels are what count
+            register_plugins()  # HEIF and JPEG XL openers, once a process
             kind = photo_kind(data[:SIGNATURE_BYTES], extension)
             if kind in _DECODERS:
                 image, orientation, icc = _DECODERS[kind](data, min_side, max_pixels, min_size)
             else:
-                register_plugins()
                 decoded = _decode_fast_jpeg(data, min_side, max_pixels, min_size)
                 image, orientation, icc = decoded or _decode_with_pillow(data, min_side, max_pixels, min_size)
             if orientation in _UPRIGHT:
