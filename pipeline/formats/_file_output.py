@@ -15,15 +15,16 @@ class FileOutput:
     """A new file ``name`` in ``folder``, for a ``width`` x ``height`` image; :meth:`publish` renames it into place.
 
     Subclasses write with :meth:`write` and count bands in with ``self.bands``
-    (a :class:`BandTally`).
+    (a :class:`BandTally`); ``self.dpi`` is the print resolution to record, or None.
     """
 
-    def __init__(self, folder: str, name: str, width: int, height: int) -> None:
+    def __init__(self, folder: str, name: str, width: int, height: int, dpi: float | None = None) -> None:
         self._temporary = os.path.join(folder, name)
         self._file = open(self._temporary, "xb")
         self.fd = self._file.fileno()
         self.width, self.height = width, height
         self.bands = BandTally(width, height)
+        self.dpi = dpi
 
     def write(self, parts: list[bytes | np.ndarray]) -> None:
         """Append byte strings and 1-D uint8 arrays, in order."""

@@ -82,5 +82,8 @@ class Format(Protocol):
     def encode_band(self, source: BandSource, place: BandPlace) -> Any:
         """Encode one band (runs on a worker); what it returns goes to the writer's :meth:`BandWriter.add`."""
 
-    def open_writer(self, folder: str, name: str, width: int, height: int) -> BandWriter:
-        """A writer of an output called ``name``, ``width`` x ``height``, working in the empty ``folder``."""
+    def open_writer(self, folder: str, name: str, width: int, height: int, dpi: float | None = None) -> BandWriter:
+        """A writer of an output called ``name``, ``width`` x ``height``, working in the empty ``folder``.
+
+        ``dpi``, if given, is the print resolution the file should carry, where the format has a place for it.
+        """

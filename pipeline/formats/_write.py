@@ -19,8 +19,10 @@ def check_output(path: str | os.PathLike, width: int, height: int) -> None:
     format_for(path).check_size(width, height)
 
 
-def write_bands(path: str | os.PathLike, width: int, height: int, bands: Iterable[Any]) -> None:
+def write_bands(path: str | os.PathLike, width: int, height: int, bands: Iterable[Any], dpi: float | None = None) -> None:
     """Write an image of ``width`` x ``height`` from its bands, top to bottom, as its format encoded them.
+
+    ``dpi``: the print resolution to record in the file (JPEG, PNG and TIFF carry it).
 
     Everything is written in a hidden folder beside ``path``
     (``.<name>.<host>.<pid>.<hex>.partial``) and published under the final name only
@@ -34,7 +36,7 @@ def write_bands(path: str | os.PathLike, width: int, height: int, bands: Iterabl
     with partial_sibling(path) as work:
         try:
             os.mkdir(work)
-            writer = output_format.open_writer(work, name, width, height)
+            writer = output_format.open_writer(work, name, width, height, dpi)
             try:
                 for band in bands:
                     writer.add(band)
@@ -73,10 +75,10 @@ class ArraySource:
         return levels
 
 
-def write_image(pixels: np.ndarray, path: str | os.PathLike) -> None:
-    """Write an in-memory RGB image (H, W, 3) uint8 in the format its extension names, atomically."""
+def write_image(pixels: np.ndarray, path: str | os.PathLike, dpi: float | None = None) -> None:
+    """Write an in-memory RGB image (H, W, 3) uint8 in the format its extension names, atomically (at ``dpi``)."""
     output_format = format_for(path)
     height, width = pixels.shape[:2]
     output_format.check_size(width, height)
     band = output_format.encode_band(ArraySource(pixels), BandPlace(0, 0, height, height, 1, 0))
-    write_bands(path, width, height, [band])
+    write_bands(path, width, height, [band], dpi)

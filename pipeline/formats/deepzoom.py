@@ -264,7 +264,8 @@ class DeepZoomFormat:
         levels = source.levels(place.skip_rows - (place.first_row - start), stop - start, place.levels, repeat_odd=True)
         return encode_dz_band(levels, place.first_row, place.rows, place.image_height, QUALITY)
 
-    def open_writer(self, folder: str, name: str, width: int, height: int) -> DeepZoomWriter:
+    def open_writer(self, folder: str, name: str, width: int, height: int, dpi: float | None = None) -> DeepZoomWriter:
+        # Deep Zoom is for screens: its descriptor has no place for a print resolution.
         return DeepZoomWriter(folder, os.path.splitext(name)[0], width, height)
 
 

@@ -91,6 +91,15 @@ def header_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
         position = end
 
 
+def _set_jfif_density(header: bytearray, dpi: float) -> None:
+    """Record ``dpi`` in the header's JFIF segment (APP0): units 1 (dots per inch), the same density across and down."""
+    app0 = next((start for marker, start, _ in header_segments(bytes(header)) if marker == 0xE0), None)
+    if app0 is None or header[app0 + 4 : app0 + 9] != b"JFIF\0":
+        raise ValueError("the JPEG encoder wrote no JFIF segment to hold the resolution")
+    density = max(1, min(65535, round(dpi)))
+    header[app0 + 11 : app0 + 16] = struct.pack(">BHH", 1, density, density)
+
+
 def _scan_start(data: bytes) -> int:
     return next(end for marker, _, end in header_segments(data) if marker == _SOS)
 
@@ -105,6 +114,8 @@ class JpegWriter(FileOutput):
             header = bytearray(band.header)
             sof = next(start for marker, start, _ in header_segments(band.header) if marker == _SOF_BASELINE)
             header[sof + 5 : sof + 7] = struct.pack(">H", self.height)
+            if self.dpi is not None:
+                _set_jfif_density(header, self.dpi)
             self.write([bytes(header)])
         self.write([band.scan])
 
@@ -138,8 +149,8 @@ class JpegFormat:
     def encode_band(self, source: BandSource, place: BandPlace) -> JpegBand:
         return encode_jpeg_band(source.canvas(), place.first_row)
 
-    def open_writer(self, folder: str, name: str, width: int, height: int) -> JpegWriter:
-        return JpegWriter(folder, name, width, height)
+    def open_writer(self, folder: str, name: str, width: int, height: int, dpi: float | None = None) -> JpegWriter:
+        return JpegWriter(folder, name, width, height, dpi)
 
 
 JPEG = JpegFormat()

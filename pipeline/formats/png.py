@@ -88,10 +88,13 @@ def _adler32_combine(first: int, second: int, second_length: int) -> int:
 class PngWriter(FileOutput):
     """Frames :class:`DeflatedRows`, top to bottom, as the IDAT chunks of one 8-bit RGB PNG."""
 
-    def __init__(self, folder: str, name: str, width: int, height: int) -> None:
-        super().__init__(folder, name, width, height)
+    def __init__(self, folder: str, name: str, width: int, height: int, dpi: float | None = None) -> None:
+        super().__init__(folder, name, width, height, dpi)
         self._adler = 1
+        # pHYs counts pixels per metre (unit 1): 300 dpi is 11,811.
+        physical = [] if dpi is None else _chunk(b"pHYs", struct.pack(">IIB", *[round(dpi / 0.0254)] * 2, 1))
         self.write([b"\x89PNG\r\n\x1a\n", *_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)),
+                    *physical,
                     *_chunk(b"IDAT", b"\x78\x01")])  # the zlib header; decoders join all IDAT chunks into one stream
 
     def add(self, band: DeflatedRows) -> None:
@@ -125,8 +128,8 @@ class PngFormat:
         source.canvas(out=pixels)  # drawn where the compressor reads it: the pixels are never copied
         return deflate_rows(raw)
 
-    def open_writer(self, folder: str, name: str, width: int, height: int) -> PngWriter:
-        return PngWriter(folder, name, width, height)
+    def open_writer(self, folder: str, name: str, width: int, height: int, dpi: float | None = None) -> PngWriter:
+        return PngWriter(folder, name, width, height, dpi)
 
 
 PNG = PngFormat()

@@ -188,9 +188,9 @@ def encode_tiff_band(pixels: np.ndarray, first_row: int, height: int, quality: i
 
 
 def _entry(tag: int, kind: int, values, out_of_line: list[bytes], position: int) -> tuple[bytes, int]:
-    fmt = {3: "H", 4: "I", 7: "B", 16: "Q"}[kind]
+    fmt = {3: "H", 4: "I", 5: "I", 7: "B", 16: "Q"}[kind]  # 5, RATIONAL: numerator and denominator
     data = values if isinstance(values, bytes) else struct.pack(f"<{len(values)}{fmt}", *values)
-    count = len(data) // struct.calcsize(fmt)
+    count = len(data) // (8 if kind == 5 else struct.calcsize(fmt))
     if len(data) <= 8:
         return struct.pack("<HHQ", tag, kind, count) + data.ljust(8, b"\0"), position
     out_of_line.append(data + b"\0" * (-len(data) % 8))
@@ -205,8 +205,8 @@ class PyramidTiffWriter:
     pointed at them.
     """
 
-    def __init__(self, fd: int, width: int, height: int) -> None:
-        self._fd, self._bands = fd, BandTally(width, height)
+    def __init__(self, fd: int, width: int, height: int, dpi: float | None = None) -> None:
+        self._fd, self._bands, self._dpi = fd, BandTally(width, height), dpi
         self.sizes = pyramid_sizes(width, height)
         self._across = [-(-w // TILE) for w, _ in self.sizes]
         self._offsets = [np.zeros(a * -(-h // TILE), np.uint64) for a, (_, h) in zip(self._across, self.sizes)]
@@ -257,10 +257,13 @@ class PyramidTiffWriter:
                      (277, 3, [3]), (284, 3, [1]), (322, 4, [TILE]), (323, 4, [TILE]),
                      (324, 16, self._offsets[level].tolist()), (325, 16, self._counts[level].tolist()),
                      (347, 7, self._tables)]
+            if self._dpi is not None:  # X and Y resolution as hundredths of a dot per inch; unit 2: inch
+                resolution = [max(1, round(self._dpi / 2**level * 100)), 100]
+                tags += [(282, 5, resolution), (283, 5, resolution), (296, 3, [2])]
             tags += [(530, 3, list(subsampling))]  # YCbCr: the default would say 4:2:0
             out_of_line: list[bytes] = []
             entries = []
-            for tag, kind, values in tags:
+            for tag, kind, values in sorted(tags, key=lambda entry: entry[0]):  # a directory lists its tags in order
                 entry, position = _entry(tag, kind, values, out_of_line, position)
                 entries.append(entry)
             ifd_at = position
@@ -282,9 +285,9 @@ class PyramidTiffWriter:
 class _TiffOutput(FileOutput):
     """A :class:`PyramidTiffWriter` on a file of its own, renamed into place when published."""
 
-    def __init__(self, folder: str, name: str, width: int, height: int) -> None:
-        super().__init__(folder, name, width, height)
-        self._pyramid = PyramidTiffWriter(self.fd, width, height)
+    def __init__(self, folder: str, name: str, width: int, height: int, dpi: float | None = None) -> None:
+        super().__init__(folder, name, width, height, dpi)
+        self._pyramid = PyramidTiffWriter(self.fd, width, height, dpi)
 
     def add(self, band: TiffBand) -> None:
         self._pyramid.add(band)
@@ -316,8 +319,8 @@ class TiffFormat:
         levels = source.levels(place.skip_rows, place.rows, wanted + 1, repeat_odd=False)
         return encode_tiff_band(levels[0], place.first_row, place.image_height, QUALITY, place.levels, levels[1:])
 
-    def open_writer(self, folder: str, name: str, width: int, height: int) -> _TiffOutput:
-        return _TiffOutput(folder, name, width, height)
+    def open_writer(self, folder: str, name: str, width: int, height: int, dpi: float | None = None) -> _TiffOutput:
+        return _TiffOutput(folder, name, width, height, dpi)
 
 
 TIFF = TiffFormat()

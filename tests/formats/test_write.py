@@ -146,7 +146,7 @@ class _PortablePixmap:
     def encode_band(self, source, place):
         return source.canvas().copy()
 
-    def open_writer(self, folder, name, width, height):
+    def open_writer(self, folder, name, width, height, dpi=None):
         return _PixmapWriter(folder, name, width, height)
 
 
@@ -173,3 +173,16 @@ def test_a_registered_format_is_found_by_extension_and_written_atomically(tmp_pa
         np.testing.assert_array_equal(np.asarray(im), pixels)
     with pytest.raises(TypeError, match="does not provide the Format protocol"):
         register_format(object())
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png", ".tif"])
+def test_the_print_resolution_is_carried_by_the_file(tmp_path, extension):
+    pixels = _smooth_image(300, 520)  # the TIFF has a second, half-size page
+    write_image(pixels, tmp_path / f"print{extension}", dpi=300)
+    write_image(pixels, tmp_path / f"screen{extension}")
+    with Image.open(tmp_path / f"print{extension}") as image:
+        assert image.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+        np.testing.assert_array_equal(np.asarray(image), np.asarray(Image.open(tmp_path / f"screen{extension}")))
+    if extension == ".tif":  # every page of the pyramid prints at the same size
+        page = pyvips.Image.new_from_file(str(tmp_path / "print.tif"), page=1)
+        assert page.xres * 25.4 == pytest.approx(150, abs=0.01)
