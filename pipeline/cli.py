@@ -14,6 +14,7 @@ from .features import TileAspect
 from .formats import registered_formats
 from .info import check_cache_file, describe_cache
 from .ingest import index_library
+from .layout import PrintSize
 from .make import make_mosaic
 from .matching import ReuseRule
 from .photo import RAW_EXTENSIONS
@@ -62,7 +63,7 @@ _OUT_HELP = ("; ".join(f"{' '.join(f.extensions)}: {f.description}" for f in reg
 # How the command line names the library's parameters in error messages.
 _FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "cols", "rows", "tile_px", "max_uses", "max_share", "unique", "min_repeat_distance", "blend", "correct", "tile_size", "grid", "batch_size",
-    "min_size", "max_pixels", "tile_aspect", "frames")}
+    "min_size", "max_pixels", "tile_aspect", "frames", "print_size", "dpi")}
 
 
 def _strength(text: str) -> float:
@@ -91,6 +92,20 @@ def _tile_aspect(text: str) -> TileAspect:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return value
+
+
+def _print_size(text: str) -> PrintSize:
+    try:
+        return PrintSize.parse(text)
+    except MosaicError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0.0 < value <= 1.0:
@@ -111,6 +126,10 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
                              f"(make's default: mosaic.make.correct, {config_get('make.correct')}; render's: the record's)")
     parser.add_argument("--from-originals", action="store_true",
                         help="re-read the original photos for the tiles: sharp tiles larger than the cached thumbnails")
+    parser.add_argument("--dpi", type=_positive_float, metavar="N",
+                        help="print resolution written into JPEG, PNG and TIFF outputs and stated in the report (make's "
+                             f"default: mosaic.make.dpi, {config_get('make.dpi')}, with --print-size, else none; render's: "
+                             "the record's)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -179,6 +198,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="the same tile never within D cells of itself (default: mosaic.make.min-repeat-distance, "
                            f"{config_get('make.min-repeat-distance')}, with spread; 0 with nearest and unique; 0: no limit)")
     _render_options(make)
+    make.add_argument("--print-size", type=_print_size, metavar="WxH{cm,mm,in}",
+                      help="fill a print of this size, e.g. 60x40cm or 24x16in, at --dpi: the tile size follows from "
+                           "--cols (or the columns from --tile-px), the rows fill the height; the summary and report "
+                           "state the printed size and each tile's size on paper")
     make.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                       help="write <out stem>.report.html beside the mosaic (default: yes)")
     _cluster_options(make)
@@ -241,10 +264,10 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "make":
         print(make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows, tile_px=args.tile_px,
                           rule=_reuse_rule(args), blend=args.blend, correct=args.correct, from_originals=args.from_originals,
-                          report=args.report, **quiet))
+                          print_size=args.print_size, dpi=args.dpi, report=args.report, **quiet))
     elif args.command == "render":
         result = render_mosaic(args.assignment, args.cache, args.out, tile_px=args.tile_px, blend=args.blend,
-                               correct=args.correct, from_originals=args.from_originals, **quiet)
+                               correct=args.correct, from_originals=args.from_originals, dpi=args.dpi, **quiet)
         print(f"{result.output}: {result.width}x{result.height} px in {result.seconds:.2f} s")
     elif args.command == "coverage":
         from .report import target_coverage  # matplotlib: imported only when drawing

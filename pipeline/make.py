@@ -16,6 +16,7 @@ from .config import config_get, or_config
 from .errors import MosaicError
 from .files import check_not_precious, check_writable, replaced_atomically
 from .formats import check_output
+from .layout import PrintSize, plan_print, printed_size
 from .coverage import colour_coverage
 from .features import matching_vectors
 from .matching import ReuseRule, grid_cost, match_cells
@@ -44,6 +45,13 @@ class MosaicSummary:
     assignment_npz: str = ""
     quality: str = ""
     grid: int = 3  # feature grid per side: the distances are RMS over grid x grid blocks
+    dpi: float | None = None  # the print resolution the output carries
+    print_unit: str = "cm"  # the unit the printed size is stated in
+
+    @property
+    def printed(self) -> str:
+        """The output's size on paper, e.g. ``"60.0 x 40.0 cm at 300 dpi"`` ("" without a dpi)."""
+        return printed_size(self.width, self.height, self.dpi, self.print_unit) if self.dpi else ""
 
     @property
     def width(self) -> int:
@@ -64,6 +72,7 @@ class MosaicSummary:
             f"{self.distinct_tiles} distinct tiles of {self.tiles_in_cache} (most uses of one: {self.most_uses}); "
             f"colour distance mean {self.mean_distance:.1f}, 95th percentile {self.p95_distance:.1f} "
             f"(CIE76, RMS over each cell's {self.grid}x{self.grid} blocks); {stages}\n"
+            + (f"prints at {self.printed}, each tile {printed_size(tile_w, tile_h, self.dpi, self.print_unit).split(' at ')[0]}\n" if self.dpi else "") +
             f"assignment: {self.assignment_csv}; match quality: {self.quality}" + (f"\nreport: {self.report}" if self.report else "")
         )
 
@@ -127,6 +136,8 @@ def make_mosaic(
     blend: float = 0.0,
     correct: float | None = None,
     from_originals: bool = False,
+    print_size: str | PrintSize | None = None,
+    dpi: float | None = None,
     report: bool = True,
     progress: bool = True,
     client: Client | None = None,
@@ -159,6 +170,12 @@ def make_mosaic(
         detail (default ``mosaic.make.correct``); 0 leaves tiles as they are.
     from_originals : bool
         Re-read the original photos for the tiles, for tiles larger than the cached thumbnails.
+    print_size : str or PrintSize, optional
+        Fill a print of this size (``"60x40cm"``, ``"24x16in"``) at ``dpi``: the tile size
+        follows from ``cols``, or the columns from ``tile_px`` (give one); rows fill the height.
+    dpi : float, optional
+        The print resolution, written into JPEG, PNG and TIFF outputs and stated in the
+        report (default with a ``print_size``: ``mosaic.make.dpi``; without one: none).
     report : bool
         Also write ``<out stem>.report.html``: previews, numbers, colour
         coverage, and the per-cell colour error.
@@ -174,12 +191,20 @@ def make_mosaic(
     MosaicSummary
     """
     target, cache_path, out = os.fspath(target), os.fspath(cache_path), os.fspath(out)
-    cols, tile_px = or_config(cols, "make.cols"), or_config(tile_px, "make.tile-px")
+    if print_size is not None:
+        print_size, dpi = PrintSize.parse(print_size), or_config(dpi, "make.dpi")
+        if rows is not None:
+            raise MosaicError("a print size sets the rows: the grid fills the paper; drop `rows`")
+        cols = or_config(cols, "make.cols") if tile_px is None else cols
+    elif tile_px is None:
+        tile_px = config_get("make.tile-px")
+    if dpi is not None and not dpi > 0:
+        raise MosaicError(f"`dpi` must be above 0, got {dpi}")
     correct = or_config(correct, "make.correct")
     if not 0.0 <= correct <= 1.0:
         raise MosaicError(f"`correct` must be between 0 and 1, got {correct}")
     rule = ReuseRule.from_config() if rule is None else rule
-    if tile_px < 1:
+    if tile_px is not None and tile_px < 1:
         raise MosaicError("`tile_px` must be at least 1")
     check_not_precious(out, target, cache_path)
     stem = os.path.splitext(out)[0]
@@ -191,6 +216,9 @@ def make_mosaic(
     start = time.perf_counter()
     with TileCache.open(cache_path) as cache:
         tile_features, tile_paths, aspect = cache.features(), cache.paths(), cache.tile_aspect
+        if print_size is not None:
+            cols, rows, tile_px = plan_print(print_size, dpi, aspect, cols=cols, tile_px=tile_px)
+        cols = or_config(cols, "make.cols")
         cells = describe_target(target, cols, rows, cache.grid, aspect)
     n_rows, n_cols = cells.rows, cells.cols
     tile_h, tile_w = aspect.tile_shape(tile_px)
@@ -215,12 +243,12 @@ def make_mosaic(
         tiles=assignment.tiles.reshape(n_rows, n_cols), distances=assignment.distances.reshape(n_rows, n_cols),
         cell_rgb=cells.mean_rgb.reshape(n_rows, n_cols, 3), tile_paths={r: tile_paths[r] for r in used.tolist()},
         target=os.path.abspath(target), cell_grid=cells.features.grid_lab.reshape(n_rows, n_cols, *cells.features.grid_lab.shape[1:]).astype(np.float16),
-        correct=correct)
+        correct=correct, dpi=dpi)
     # Assembly's pixels are needed in this process: a LocalCluster started for it runs threads
     # here. That is a second cluster, so a second performance report.
     with stage_client(client, assembly=True, announce=False, report_suffix=".assemble") as dask:
         rendered = render_assignment(record, cache_path, out, dask, tile_px=tile_px, blend=blend,
-                                     from_originals=from_originals, progress=progress)
+                                     from_originals=from_originals, progress=progress, dpi=dpi)
     # The record is written only for a mosaic that was: a failed assembly leaves neither.
     csv_path, npz_path = write_assignment(record, stem)
     seconds["assemble"] = time.perf_counter() - t
@@ -239,6 +267,8 @@ def make_mosaic(
         p95_distance=float(np.percentile(assignment.distances, 95)),
         seconds=seconds,
         grid=cells.features.grid_lab.shape[1],
+        dpi=dpi,
+        print_unit=print_size.unit if print_size is not None else "cm",
     )
     summary.quality = _write_quality(os.path.splitext(out)[0] + ".match.json", summary, assignment.tiles, rule)
     if rendered.fallbacks:

@@ -47,6 +47,8 @@ class AssignmentRecord:
     correct : float
         The colour correction the mosaic was made with (0..1); ``render`` uses it
         unless told otherwise.
+    dpi : float, optional
+        The print resolution the mosaic was written at; ``render`` writes it too unless told otherwise.
     """
 
     tiles: np.ndarray
@@ -56,6 +58,7 @@ class AssignmentRecord:
     target: str = ""
     cell_grid: np.ndarray | None = None
     correct: float = 0.0
+    dpi: float | None = None
 
     @property
     def rows(self) -> int:
@@ -88,6 +91,7 @@ def write_assignment(record: AssignmentRecord, stem: str) -> tuple[str, str]:
         np.savez_compressed(f, tiles=record.tiles, distances=record.distances, cell_rgb=record.cell_rgb,
                             used_rows=used, used_paths=np.array([record.tile_paths[r] for r in used.tolist()], dtype=str),
                             target=np.array(record.target), correct=np.array(record.correct, np.float64),
+                            **({} if record.dpi is None else {"dpi": np.array(record.dpi, np.float64)}),
                             **({} if record.cell_grid is None else {"cell_grid": record.cell_grid.astype(np.float16)}))
     return csv_path, npz_path
 
@@ -104,6 +108,7 @@ def _read_npz(path: str) -> AssignmentRecord:
             target=str(data["target"]) if "target" in data.files else "",
             cell_grid=data["cell_grid"].astype(np.float16) if "cell_grid" in data.files else None,
             correct=float(data["correct"]) if "correct" in data.files else 0.0,
+            dpi=float(data["dpi"]) if "dpi" in data.files else None,
         )
 
 

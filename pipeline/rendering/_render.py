@@ -64,7 +64,8 @@ class RenderResult:
 
 def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, out: str | os.PathLike, client: Client, *,
                       tile_px: int, blend: float = 0.0, from_originals: bool = False, preview_width: int = 1024,
-                      progress: bool = False, band_bytes: int | None = None, correct: float | None = None) -> RenderResult:
+                      progress: bool = False, band_bytes: int | None = None, correct: float | None = None,
+                      dpi: float | None = None) -> RenderResult:
     """Render a matched grid to ``out`` in bands on ``client``'s cluster, with bounded memory.
 
     Parameters
@@ -93,6 +94,8 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     correct : float, optional
         0..1: move each tile's colours toward its cell's, block by block, keeping
         its detail (default: the record's ``correct``).
+    dpi : float, optional
+        The print resolution to write into the file (default: the record's, if any).
 
     Returns
     -------
@@ -142,7 +145,7 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
 
     stream = encoded()
     try:
-        write_bands(out, width, height, stream)
+        write_bands(out, width, height, stream, record.dpi if dpi is None else dpi)
     finally:
         stream.close()  # a failed write cancels the bands in flight now, while the client is up
         bar.close()
@@ -171,7 +174,7 @@ def _aspect_of_matching_cache(record: AssignmentRecord, cache_path: str) -> Tile
 
 def render_mosaic(assignment: str | os.PathLike, cache_path: str | os.PathLike, out: str | os.PathLike, *,
                   tile_px: int | None = None, blend: float = 0.0, from_originals: bool = False, progress: bool = True,
-                  client: Client | None = None, correct: float | None = None) -> RenderResult:
+                  client: Client | None = None, correct: float | None = None, dpi: float | None = None) -> RenderResult:
     """Render a mosaic again from its assignment record, without matching: ``mosaic render``.
 
     Parameters
@@ -186,6 +189,8 @@ def render_mosaic(assignment: str | os.PathLike, cache_path: str | os.PathLike, 
         Each tile's shorter side in the output (default ``mosaic.make.tile-px``).
     correct : float, optional
         Colour correction 0..1 (default: the one the mosaic was made with).
+    dpi : float, optional
+        Print resolution to write into the file (default: the one the mosaic was made with, if any).
     client : distributed.Client, optional
         Run on this client's cluster (default: dask's current client, else a
         LocalCluster of threads in this process; see :func:`pipeline.cluster.stage_client`).
@@ -195,4 +200,4 @@ def render_mosaic(assignment: str | os.PathLike, cache_path: str | os.PathLike, 
     check_not_precious(out, os.fspath(assignment), os.fspath(cache_path), record.target)
     with stage_client(client, assembly=True, announce=progress) as dask:
         return render_assignment(record, cache_path, out, dask, tile_px=or_config(tile_px, "make.tile-px"), blend=blend,
-                                 from_originals=from_originals, progress=progress, correct=correct)
+                                 from_originals=from_originals, progress=progress, correct=correct, dpi=dpi)
