@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from typing import Sequence
@@ -106,6 +107,18 @@ def _print_size(text: str) -> PrintSize:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _uses_each(text: str) -> tuple[int, int | None]:
+    """--uses-each MIN:MAX, or MIN: for no cap."""
+    low, colon, high = text.partition(":")
+    try:
+        bounds = int(low), (int(high) if high.strip() else None)
+    except ValueError:
+        bounds = None
+    if not colon or bounds is None or bounds[0] < 0 or (bounds[1] is not None and bounds[1] < max(1, bounds[0])):
+        raise argparse.ArgumentTypeError(f"is MIN:MAX uses of every tile, e.g. 1:3, or 2: for no cap, not {text!r}")
+    return bounds
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0.0 < value <= 1.0:
@@ -194,6 +207,12 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--max-share", type=_share, metavar="F",
                       help="spread: no tile on more than this share of the cells, or than the fewest uses that fill the "
                            f"grid (default: mosaic.make.max-share, {config_get('make.max-share')})")
+    floor = make.add_mutually_exclusive_group()
+    floor.add_argument("--use-all", action="store_true",
+                       help="every photo in the cache at least once (an event mosaic: every guest's photo appears), "
+                            "at the least total colour distance; the grid needs a cell for each")
+    floor.add_argument("--uses-each", type=_uses_each, metavar="MIN:MAX",
+                       help="every photo between MIN and MAX times (MIN: for no cap), at the least total colour distance")
     make.add_argument("--min-repeat-distance", type=_non_negative_int, metavar="D",
                       help="the same tile never within D cells of itself (default: mosaic.make.min-repeat-distance, "
                            f"{config_get('make.min-repeat-distance')}, with spread; 0 with nearest and unique; 0: no limit)")
@@ -236,6 +255,17 @@ def _cluster_flags(args: argparse.Namespace) -> dict:
 
 
 def _reuse_rule(args: argparse.Namespace) -> ReuseRule:
+    """The reuse flags as one rule, with --use-all's or --uses-each's floor (and cap)."""
+    rule = _reuse_limits(args)
+    low, high = (1, None) if args.use_all else args.uses_each or (0, None)
+    if high is not None:
+        if args.max_uses not in (None, high) or (rule.is_unique and high != 1):
+            raise MosaicError(f"--uses-each {low}:{high} caps uses at {high}; drop --max-uses or --unique, or make them agree")
+        rule = dataclasses.replace(rule, max_uses=high)
+    return dataclasses.replace(rule, min_uses=low)
+
+
+def _reuse_limits(args: argparse.Namespace) -> ReuseRule:
     """--reuse, --unique, --max-uses, --max-share and --min-repeat-distance as one rule; spread's absent flags take the configured default."""
     if args.reuse == "unique":
         if args.max_uses not in (None, 1):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -22,7 +23,7 @@ from .features import matching_vectors
 from .matching import ReuseRule, grid_cost, match_cells
 from .record import AssignmentRecord, write_assignment
 from .rendering import render_assignment
-from .target import describe_target
+from .target import describe_target, grid_shape
 
 __all__ = ["MosaicSummary", "make_mosaic"]
 
@@ -162,7 +163,8 @@ def make_mosaic(
     rule : ReuseRule, optional
         How often one tile may be used and how near to itself (default:
         :meth:`ReuseRule.from_config`; ``ReuseRule.unique()``: each tile at most
-        once, near-optimal: proven within 1 % of the least total cost).
+        once, near-optimal: proven within 1 % of the least total cost;
+        ``min_uses=1``: every tile at least once, likewise).
     blend : float
         0..1: pull each tile toward its cell's colour (alpha overlay); 0 leaves tiles as they are.
     correct : float, optional
@@ -226,6 +228,13 @@ def make_mosaic(
     seconds["features"] = time.perf_counter() - start
     _stage_line(progress, f"make: {n_cols}x{n_rows} cells described ({seconds['features']:.1f} s)")
 
+    if rule.has_floor:  # refused now, saying how many columns would do, rather than inside matching
+        needed = rule.min_uses * len(tile_paths)
+        enough = cols
+        height, width = cells.pixels.shape[:2]
+        while math.prod(grid_shape(width, height, enough, rows, aspect)) < needed:
+            enough = enough + 1 if rows is None else -(-needed // rows)
+        rule.for_grid(n_rows * n_cols, len(tile_paths)).check_fits(n_rows * n_cols, len(tile_paths), enough)
     with stage_client(client, announce=progress) as dask:
         t = time.perf_counter()
         weight = config_get("make.luminance-weight")

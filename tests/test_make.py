@@ -14,13 +14,13 @@ def test_arguments_left_out_take_the_configured_defaults(small_library, tmp_path
     with dask.config.set(settings):
         summary = make_mosaic(demo_target, cache, tmp_path / "m.png", report=False, client=client, progress=False)
     assert (summary.cols, summary.tile_shape) == (12, (8, 8)) and summary.most_uses <= 2
-    assert json.load(open(summary.quality))["rule"] == {"max_uses": 2, "min_repeat_distance": 1, "max_share": None}
+    assert json.load(open(summary.quality))["rule"] == {"max_uses": 2, "min_repeat_distance": 1, "max_share": None, "min_uses": 0}
     default = make_mosaic(demo_target, cache, tmp_path / "d.png", cols=12, report=False, client=client, progress=False)
     # The package's defaults: 32 px tiles, and the spread rule's share cap (1 % of 96 cells, raised to the
     # fewest uses that fill them from this library), not the cap of 2 set above.
     share_cap = max(1, 96 // 100, -(-96 // default.tiles_in_cache))
     assert default.tile_shape == (32, 32) and default.most_uses <= share_cap
-    assert json.load(open(default.quality))["rule"] == {"max_uses": share_cap, "min_repeat_distance": 2, "max_share": 0.01}
+    assert json.load(open(default.quality))["rule"] == {"max_uses": share_cap, "min_repeat_distance": 2, "max_share": 0.01, "min_uses": 0}
     nearest = make_mosaic(demo_target, cache, tmp_path / "n.png", cols=12, rule=ReuseRule.nearest(), report=False,
                           client=client, progress=False)
     assert nearest.most_uses > share_cap

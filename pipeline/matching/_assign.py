@@ -100,15 +100,17 @@ class _Graph:
         return self.codes % self.n_tiles
 
 
-def _solve_on_graph(graph: _Graph, n_cells: int, max_uses: int) -> np.ndarray:
-    """Exact min-cost assignment restricted to the graph's edges (each tile up to ``max_uses`` cells).
+def _solve_on_graph(graph: _Graph, n_cells: int, max_uses: int, min_uses: int = 0) -> np.ndarray:
+    """Exact min-cost assignment restricted to the graph's edges (each tile ``min_uses`` to ``max_uses`` cells).
 
     A min-cost flow (OR-tools' cost-scaling push-relabel): one unit from every cell,
     through one of its edges, to a tile, and on to a sink through an arc of capacity
     ``max_uses``. Sparse Jonker-Volgenant solvers need every tile split into ``max_uses`` slots
     and stall on rectangular graphs: in ``tests/benchmarks/bench_assign.py`` at 100,000
     cells x 1,000,000 tiles, scipy's LAPJVsp was still on the first graph after 5
-    minutes; this solves it in ~12 s.
+    minutes; this solves it in ~12 s. A floor of uses is a lower bound on a tile's arc to
+    the sink, which the flow takes as the tile's demand: ``min_uses`` of its cells must
+    reach it, and only the rest pass on to the sink.
     """
     cells, tiles, costs = graph.cells, graph.tiles, graph.costs
     used_tiles = np.flatnonzero(np.bincount(tiles, minlength=graph.n_tiles))
@@ -117,12 +119,12 @@ def _solve_on_graph(graph: _Graph, n_cells: int, max_uses: int) -> np.ndarray:
     local = local[tiles]
     sink = n_cells + len(used_tiles)
     supplies = np.ones(sink + 1, np.int64)
-    supplies[n_cells:] = 0
-    supplies[sink] = -n_cells
+    supplies[n_cells:] = -min_uses
+    supplies[sink] = -(n_cells - min_uses * len(used_tiles))
     flows = _solve_min_cost_flow(
         np.concatenate([cells, np.arange(n_cells, sink)]),
         np.concatenate([n_cells + local, np.full(len(used_tiles), sink)]),
-        np.concatenate([np.ones(len(cells), np.int64), np.full(len(used_tiles), max_uses, np.int64)]),
+        np.concatenate([np.ones(len(cells), np.int64), np.full(len(used_tiles), max_uses - min_uses, np.int64)]),
         np.concatenate([np.rint(costs * _COST_SCALE), np.zeros(len(used_tiles))]),
         supplies, "the candidate graph")
     matched = np.flatnonzero(flows[: len(cells)] > 0)
@@ -131,12 +133,14 @@ def _solve_on_graph(graph: _Graph, n_cells: int, max_uses: int) -> np.ndarray:
     return chosen
 
 
-def _tile_prices(graph: _Graph, chosen: np.ndarray, full: np.ndarray) -> np.ndarray:
+def _tile_prices(graph: _Graph, chosen: np.ndarray, full: np.ndarray, at_floor: np.ndarray | None = None) -> np.ndarray:
     """Dual prices of the tiles for a matching that is optimal on ``graph``.
 
     A tile with spare capacity costs 0. A full tile ``t`` costs the cheapest way to
     move one of its cells ``i`` to another tile ``t'`` of the graph:
     ``min cost(i, t') - cost(i, t) + price(t')``; Bellman-Ford, vectorised over edges.
+    A tile held at its floor of uses (``at_floor``) costs that too where it is below 0:
+    a negative price, what the floor is worth, draws cells to it.
     Each pass relaxes only the edges into tiles whose price fell in the pass before:
     at 100,000 cells x 1,000,000 tiles it takes 86 passes, most of them touching a
     few thousand tiles of 8 million edges.
@@ -153,7 +157,7 @@ def _tile_prices(graph: _Graph, chosen: np.ndarray, full: np.ndarray) -> np.ndar
     away = ~own
     source = chosen[cells[away]]
     target, step = tiles[away], graph.costs[away] - own_cost[cells[away]]
-    keep = full[source]
+    keep = full[source] if at_floor is None else (full | at_floor)[source]
     source, target, step = source[keep], target[keep], step[keep]
     by_target = np.argsort(target, kind="stable")
     sorted_targets = target[by_target]
@@ -228,6 +232,26 @@ def _greedy_feasible(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: int
     return chosen
 
 
+def _floor_first(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: int, min_uses: int, k: int) -> np.ndarray:
+    """Some assignment with every tile used ``min_uses`` to ``max_uses`` times.
+
+    Each tile first claims ``min_uses`` distinct cells, nearest first (the roles of
+    :func:`_greedy_feasible` swapped: a tile's uses are the claimants, cells hold one
+    each); the cells left then claim tiles with uses left.
+    """
+    n_cells, n_tiles = len(cell_keys), len(tile_keys)
+    chosen = np.full(n_cells, -1, np.int64)
+    slots = np.repeat(np.arange(n_tiles), min_uses)
+    slot_keys = tile_keys[slots]
+    nearest = _kd_query(KDTree(cell_keys), slot_keys, min(k, n_cells), _ROUGH)
+    chosen[_greedy_feasible(slot_keys, cell_keys, 1, nearest)] = slots
+    rest = np.flatnonzero(chosen < 0)
+    if rest.size:
+        nearest = _kd_query(KDTree(tile_keys), cell_keys[rest], min(k, n_tiles), _ROUGH)
+        chosen[rest] = _greedy_feasible(cell_keys[rest], tile_keys, max_uses - min_uses, nearest)
+    return chosen
+
+
 def greedy_assignment(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: int, k: int = 32) -> np.ndarray:
     """A quick assignment within ``max_uses``: cells claim their nearest tiles by key with uses left, nearest first.
 
@@ -238,7 +262,7 @@ def greedy_assignment(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: in
 
 
 def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: int, cost: PairCost | None = None, *,
-                       neighbours: int = 32, gap: float = 0.0, max_rounds: int = 100, time_budget: float | None = None,
+                       min_uses: int = 0, neighbours: int = 32, gap: float = 0.0, max_rounds: int = 100, time_budget: float | None = None,
                        client: Client | None = None, log: Callable[[str], None] | None = None) -> CapacitatedAssignment:
     """Assign every cell a tile, no tile more than ``max_uses`` times, at least total cost.
 
@@ -251,6 +275,8 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
     cost : callable, optional
         ``cost(cells, tiles)`` of index pairs, never less than the Euclidean distance
         of their keys. Default: that distance.
+    min_uses : int
+        Every tile is used at least this often; ``n_tiles * min_uses <= n_cells``.
     neighbours : int
         Tiles per cell in the first graph, and first depth of every search.
     gap : float
@@ -275,29 +301,36 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
     n_cells, n_tiles = len(cell_keys), len(tile_keys)
     if n_tiles * max_uses < n_cells:
         raise ValueError(f"{n_cells} cells need more than {n_tiles} tiles x {max_uses} uses")
+    if n_tiles * min_uses > n_cells or min_uses > max_uses:
+        raise ValueError(f"{n_tiles} tiles used {min_uses} to {max_uses} times cannot fill exactly {n_cells} cells")
     cost = cost or euclidean_cost(cell_keys, tile_keys)
     pricing_data = PricingData(cell_keys, tile_keys, cost, client)
     graph = _Graph(n_tiles)
     kk = max(4, min(neighbours, n_tiles, _FIRST_EDGES // n_cells))
     nearest = _kd_query(KDTree(tile_keys), cell_keys, kk, _ROUGH)
     graph.add(np.repeat(np.arange(n_cells), kk), nearest[1].ravel(), cost)
-    graph.add(np.arange(n_cells), _greedy_feasible(cell_keys, tile_keys, max_uses, nearest), cost)
+    feasible = (_floor_first(cell_keys, tile_keys, max_uses, min_uses, kk) if min_uses
+                else _greedy_feasible(cell_keys, tile_keys, max_uses, nearest))
+    graph.add(np.arange(n_cells), feasible, cost)
     cells, tiles = _transport_candidates(cell_keys, tile_keys, max_uses, kk)
     graph.add(cells, tiles, cost)
     lower_bound, rounds, deep, previous = -np.inf, 0, False, np.inf
     while True:
         rounds += 1
         round_start = time.perf_counter()
-        chosen = _solve_on_graph(graph, n_cells, max_uses)
-        full = np.bincount(chosen, minlength=n_tiles) >= max_uses
-        prices = _tile_prices(graph, chosen, full)
+        chosen = _solve_on_graph(graph, n_cells, max_uses, min_uses)
+        uses = np.bincount(chosen, minlength=n_tiles)
+        full = uses >= max_uses
+        prices = _tile_prices(graph, chosen, full, uses <= min_uses if min_uses else None)
         own = cost(np.arange(n_cells), chosen)
         total = float(own.sum())
         # Searches stay shallow while they find violations; only a round that finds none
         # searches deep enough to prove (or disprove) optimality.
-        pricing = _price_out(pricing_data, prices, full, own + prices[chosen], kk, kk,
+        pricing = _price_out(pricing_data, prices, own + prices[chosen], kk, kk,
                              max_k=_DEEP_K if deep else kk, eps=0.0 if deep else _ROUGH)
-        lower_bound = max(lower_bound, float(pricing.best.sum() - max_uses * prices.sum()))
+        # The Lagrangian bound: a positive price is charged on max_uses uses, a negative one on min_uses.
+        lower_bound = max(lower_bound, float(pricing.best.sum() - max_uses * np.maximum(prices, 0).sum()
+                                             + min_uses * np.maximum(-prices, 0).sum()))
         # Edges far from tight only slow the next solve; the matched edges (reduced cost 0) stay.
         reduced = graph.costs + prices[graph.tiles] - (own + prices[chosen])[graph.cells]
         reduced[graph.tiles == chosen[graph.cells]] = -np.inf

@@ -70,12 +70,14 @@ def match_cells(
     -----
     Without a cap every cell takes its best-scoring tile among its 64 nearest by
     key (an approximate KD-tree search, see ``SEARCH_EPS``); with mean colours
-    alone, its exact nearest. With a cap (the rule's ``max_uses``) the assignment minimises
+    alone, its exact nearest. With a cap (the rule's ``max_uses``), or a floor (``min_uses``)
+    that the nearest choice leaves some tile under, the assignment minimises
     the total cost by column generation on a sparse graph, stopping when it is
     proven within 1 % of the optimum, when a round gains under 0.02 %, or before
     a round that would end past ``time_budget`` (see :mod:`pipeline.matching._assign`).
     ``min_repeat_distance`` then repairs, in raster order, any cell whose tile
-    already appears too near, with its best-scoring tile that does not. With both, the
+    already appears too near, with its best-scoring tile that does not (a tile at its floor
+    keeps its place: the floor is kept before the distance). With both, the
     repair runs first on the uncapped choice: if it leaves every tile within the cap,
     that is the answer and the capacitated assignment is skipped.
     """
@@ -86,7 +88,7 @@ def match_cells(
     rule.check_fits(n_cells, n_tiles)
     if rule.min_repeat_distance and not cols:
         raise MosaicError("`min_repeat_distance` needs the grid's `cols`")
-    max_uses, min_repeat_distance = rule.max_uses, rule.min_repeat_distance
+    max_uses, min_repeat_distance, min_uses = rule.max_uses, rule.min_repeat_distance, rule.min_uses
     cell_keys, tile_keys, cost = pair_scoring(cells, tiles)
     bar = Progress("match", n_cells, "cells", enabled=progress)
     if cells.shape[1] == 3:  # the key is the whole cost: an exact search needs no candidates beyond k
@@ -96,8 +98,10 @@ def match_cells(
         ranked_costs, ranked_tiles = ranked_candidates(cell_keys, tile_keys, cost, candidates, client, bar)
     bar.close()
     chosen, costs = ranked_tiles[:, 0], ranked_costs[:, 0]
-    over_cap = max_uses is not None and np.bincount(chosen, minlength=n_tiles).max() > max_uses
-    if over_cap and min_repeat_distance:
+    uses = np.bincount(chosen, minlength=n_tiles)
+    over_cap = max_uses is not None and uses.max() > max_uses
+    under_floor = uses.min() < min_uses
+    if over_cap and min_repeat_distance and not min_uses:
         # The repeat distance spreads a tile's uses by itself (at most one in every (D+1) x (D+1) block); on
         # a large grid that alone often keeps every tile under the cap, and the capacitated solve is not
         # needed: at 488,601 cells it took 84 of make's 112 s of matching, and 3 of its 3.9 GB.
@@ -105,11 +109,12 @@ def match_cells(
                                               cell_keys, tile_keys)
         if np.bincount(spread, minlength=n_tiles).max() <= max_uses:
             return Assignment(spread.astype(np.int64), spread_costs.astype(np.float32))
-    if over_cap:
-        result = assign_capacitated(cell_keys, tile_keys, max_uses, cost, neighbours=2 * candidates, gap=0.01,
+    if over_cap or under_floor:
+        result = assign_capacitated(cell_keys, tile_keys, n_cells if max_uses is None else max_uses, cost,
+                                    min_uses=min_uses, neighbours=2 * candidates, gap=0.01,
                                     time_budget=or_config(time_budget, "make.time-budget"), client=client)
         chosen, costs = result.tiles, result.costs
     if min_repeat_distance:
         chosen, costs = spread_repeats(chosen, costs, ranked_tiles, cols, min_repeat_distance, max_uses, cost,
-                                       cell_keys, tile_keys)
+                                       cell_keys, tile_keys, min_uses)
     return Assignment(chosen.astype(np.int64), costs.astype(np.float32))

@@ -81,15 +81,19 @@ def _price_group(members: np.ndarray, cell_keys: np.ndarray, queries: np.ndarray
     return _GroupPricing(found_cells, found_tiles, found_gain, best, certified)
 
 
-def _price_out(data: "PricingData", prices: np.ndarray, full: np.ndarray, u: np.ndarray, k: int, per_cell: int,
+def _price_out(data: "PricingData", prices: np.ndarray, u: np.ndarray, k: int, per_cell: int,
                max_k: int, eps: float) -> _Pricing:
-    """Find edges with ``cost + price < u`` anywhere in the library, with a bound for every cell."""
-    groups = [np.flatnonzero(~full)]
-    full_tiles = np.flatnonzero(full)
-    if full_tiles.size:
-        levels = np.quantile(prices[full_tiles], np.linspace(0, 1, _PRICE_LEVELS + 1)[1:-1])
-        level_of = np.searchsorted(levels, prices[full_tiles], side="right")
-        groups += [full_tiles[level_of == b] for b in range(_PRICE_LEVELS)]
+    """Find edges with ``cost + price < u`` anywhere in the library, with a bound for every cell.
+
+    The tiles at price 0 (those with uses to spare) are one group; the priced ones,
+    dear (full) or cheap (held at a floor of uses), are banded by price.
+    """
+    groups = [np.flatnonzero(prices == 0)]
+    priced = np.flatnonzero(prices != 0)
+    if priced.size:
+        levels = np.quantile(prices[priced], np.linspace(0, 1, _PRICE_LEVELS + 1)[1:-1])
+        level_of = np.searchsorted(levels, prices[priced], side="right")
+        groups += [priced[level_of == b] for b in range(_PRICE_LEVELS)]
     groups = [members for members in groups if members.size]
     parts = data.map_groups(groups, prices, u, k, max_k, eps)
     best = np.minimum.reduce([part.best for part in parts]) if parts else u.copy()

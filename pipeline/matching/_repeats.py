@@ -10,8 +10,8 @@ __all__ = ["spread_repeats"]
 
 
 def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarray, cols: int, distance: int,
-                   max_uses: int | None, cost: PairCost, cell_keys: np.ndarray, tile_keys: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   max_uses: int | None, cost: PairCost, cell_keys: np.ndarray, tile_keys: np.ndarray,
+                   min_uses: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Re-choose, in raster order, every cell whose tile already appears within ``distance`` cells.
 
     Parameters
@@ -31,12 +31,16 @@ def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarr
         Pair cost, for cells that need candidates beyond ``ranked_tiles``.
     cell_keys, tile_keys : ndarray
         KD-tree keys, for those deeper searches.
+    min_uses : int
+        Uses every tile must keep: a cell is not re-chosen if that would leave its
+        tile under this (it then stays nearer its twin than ``distance``).
 
     Returns
     -------
     chosen, costs : ndarray
-        Every pair of equal tiles is more than ``distance`` cells apart and no tile
-        is used more than ``max_uses`` times.
+        Every pair of equal tiles is more than ``distance`` cells apart (but where
+        ``min_uses`` kept a tile in place) and no tile is used more than ``max_uses``
+        times, nor fewer than ``min_uses`` if none was before.
     """
     n_cells, n_tiles = len(chosen), len(tile_keys)
     rows = -(-n_cells // cols)
@@ -44,12 +48,13 @@ def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarr
     uses = np.zeros(n_tiles, np.int64)
     allowed_uses = max_uses if max_uses is not None else n_cells
     chosen, costs = chosen.copy(), costs.astype(np.float64).copy()
+    planned = np.bincount(chosen, minlength=n_tiles)  # each tile's uses at the end, if no more cells change
     tree = None
     for cell in range(n_cells):
         r, c = divmod(cell, cols)
         near = placed[max(0, r - distance):r + 1, max(0, c - distance):c + distance + 1]
         tile = chosen[cell]
-        if uses[tile] < allowed_uses and not (near == tile).any():
+        if (uses[tile] < allowed_uses and not (near == tile).any()) or planned[tile] <= min_uses:
             placed[r, c] = tile
             uses[tile] += 1
             continue
@@ -68,6 +73,8 @@ def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarr
             options = found[np.argsort(cost(np.full(k, cell), found), kind="stable")]
         best = allowed[0]
         chosen[cell], costs[cell] = best, cost(np.array([cell]), np.array([best]))[0]
+        planned[tile] -= 1
+        planned[best] += 1
         placed[r, c] = best
         uses[best] += 1
     return chosen, costs

@@ -27,6 +27,9 @@ class ReuseRule:
         the fewest uses that fill the grid from the library if that is more (see
         :meth:`for_grid`); ``None``: no such cap. It keeps one photo from paving a
         flat region (sky, water) as wallpaper.
+    min_uses : int
+        Every tile appears at least this often (1: every photo in the library is
+        used, as an event mosaic needs); 0: no floor.
 
     Raises
     ------
@@ -37,12 +40,17 @@ class ReuseRule:
     max_uses: int | None = None
     min_repeat_distance: int = 0
     max_share: float | None = None
+    min_uses: int = 0
 
     def __post_init__(self) -> None:
         if self.max_share is not None and not (isinstance(self.max_share, (int, float)) and 0 < self.max_share <= 1):
             raise MosaicError(f"`max_share` must be a fraction of the cells above 0 and at most 1, got {self.max_share!r}")
         if self.max_uses is not None and (not isinstance(self.max_uses, int) or self.max_uses < 1):
             raise MosaicError(f"`max_uses` must be a whole number of at least 1, got {self.max_uses!r}")
+        if not isinstance(self.min_uses, int) or self.min_uses < 0:
+            raise MosaicError(f"`min_uses` must be a whole number of at least 0, got {self.min_uses!r}")
+        if self.max_uses is not None and self.min_uses > self.max_uses:
+            raise MosaicError(f"`min_uses` {self.min_uses} is above `max_uses` {self.max_uses}")
         if not isinstance(self.min_repeat_distance, int) or self.min_repeat_distance < 0:
             raise MosaicError(f"`min_repeat_distance` must be a whole number of at least 0, got {self.min_repeat_distance!r}")
 
@@ -66,13 +74,13 @@ class ReuseRule:
 
         The share's cap is ``floor(max_share * n_cells)``, raised to
         ``ceil(n_cells / n_tiles)`` where the library is too small to fill the grid
-        under it, and never above ``max_uses``.
+        under it, and to ``min_uses``, and never above ``max_uses``.
         """
         if self.max_share is None:
             return self
-        share_cap = max(1, math.floor(self.max_share * n_cells), math.ceil(n_cells / max(n_tiles, 1)))
+        share_cap = max(1, math.floor(self.max_share * n_cells), math.ceil(n_cells / max(n_tiles, 1)), self.min_uses)
         cap = share_cap if self.max_uses is None else min(self.max_uses, share_cap)
-        return ReuseRule(cap, self.min_repeat_distance)
+        return ReuseRule(cap, self.min_repeat_distance, None, self.min_uses)
 
     @property
     def is_unique(self) -> bool:
@@ -82,8 +90,21 @@ class ReuseRule:
     def is_capped(self) -> bool:
         return self.max_uses is not None
 
-    def check_fits(self, n_cells: int, n_tiles: int) -> None:
-        """Raise :class:`MosaicError`, saying what would work, if ``n_tiles`` (> 0) cannot fill ``n_cells`` under this rule."""
+    @property
+    def has_floor(self) -> bool:
+        return self.min_uses > 0
+
+    def check_fits(self, n_cells: int, n_tiles: int, enough_cols: int | None = None) -> None:
+        """Raise :class:`MosaicError`, saying what would work, if ``n_tiles`` (> 0) cannot fill ``n_cells`` under this rule.
+
+        ``enough_cols``: the fewest columns whose grid has a cell for every tile's ``min_uses``, to suggest.
+        """
+        if n_tiles * self.min_uses > n_cells:
+            needed = n_tiles * self.min_uses
+            wider = f"`cols` {enough_cols} or more" if enough_cols else "more `cols`"
+            times = {1: "once", 2: "twice"}.get(self.min_uses, f"{self.min_uses} times")
+            raise MosaicError(f"every tile at least {times} needs {needed} cells ({n_tiles} tiles x {self.min_uses}) "
+                              f"but the grid has {n_cells}; use {wider}, fewer uses each, or a smaller library")
         if self.max_uses is None or n_tiles * self.max_uses >= n_cells:
             return
         smallest = math.ceil(n_cells / n_tiles)
@@ -95,4 +116,5 @@ class ReuseRule:
 
     def as_dict(self) -> dict:
         """The rule as plain values, for records such as ``match.json``."""
-        return {"max_uses": self.max_uses, "min_repeat_distance": self.min_repeat_distance, "max_share": self.max_share}
+        return {"max_uses": self.max_uses, "min_repeat_distance": self.min_repeat_distance, "max_share": self.max_share,
+                "min_uses": self.min_uses}
