@@ -100,6 +100,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _at_least_one(text: str) -> float:
+    value = float(text)
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _print_size(text: str) -> PrintSize:
     try:
         return PrintSize.parse(text)
@@ -213,6 +220,13 @@ def _parser() -> argparse.ArgumentParser:
                             "at the least total colour distance; the grid needs a cell for each")
     floor.add_argument("--uses-each", type=_uses_each, metavar="MIN:MAX",
                        help="every photo between MIN and MAX times (MIN: for no cap), at the least total colour distance")
+    make.add_argument("--priority", metavar="MASK|auto",
+                      help="give the important regions the better tiles when tiles are scarce (with a cap, --unique or "
+                           "--use-all): a grey mask of the target's shape, white most important, or auto (faces and "
+                           "salient regions); the summary states the colour distance inside and outside them")
+    make.add_argument("--priority-strength", type=_at_least_one, metavar="S",
+                      help="a fully important cell counts its colour error S times, against 1 for the rest (default: "
+                           f"mosaic.make.priority-strength, {config_get('make.priority-strength')})")
     make.add_argument("--min-repeat-distance", type=_non_negative_int, metavar="D",
                       help="the same tile never within D cells of itself (default: mosaic.make.min-repeat-distance, "
                            f"{config_get('make.min-repeat-distance')}, with spread; 0 with nearest and unique; 0: no limit)")
@@ -294,7 +308,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "make":
         print(make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows, tile_px=args.tile_px,
                           rule=_reuse_rule(args), blend=args.blend, correct=args.correct, from_originals=args.from_originals,
-                          print_size=args.print_size, dpi=args.dpi, report=args.report, **quiet))
+                          print_size=args.print_size, dpi=args.dpi, priority=args.priority,
+                          priority_strength=args.priority_strength, report=args.report, **quiet))
     elif args.command == "render":
         result = render_mosaic(args.assignment, args.cache, args.out, tile_px=args.tile_px, blend=args.blend,
                                correct=args.correct, from_originals=args.from_originals, dpi=args.dpi, **quiet)

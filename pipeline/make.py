@@ -17,7 +17,7 @@ from .config import config_get, or_config
 from .errors import MosaicError
 from .files import check_not_precious, check_writable, replaced_atomically
 from .formats import check_output
-from .layout import PrintSize, plan_print, printed_size
+from .layout import PrintSize, cell_levels, cell_weights, plan_print, printed_size, priority_map
 from .coverage import colour_coverage
 from .features import matching_vectors
 from .matching import ReuseRule, grid_cost, match_cells
@@ -48,6 +48,8 @@ class MosaicSummary:
     grid: int = 3  # feature grid per side: the distances are RMS over grid x grid blocks
     dpi: float | None = None  # the print resolution the output carries
     print_unit: str = "cm"  # the unit the printed size is stated in
+    priority: str = ""  # where the cells' priority came from, if any
+    priority_distances: tuple[float, float] | None = None  # mean distance in cells of priority >= 0.5, and elsewhere
 
     @property
     def printed(self) -> str:
@@ -73,6 +75,8 @@ class MosaicSummary:
             f"{self.distinct_tiles} distinct tiles of {self.tiles_in_cache} (most uses of one: {self.most_uses}); "
             f"colour distance mean {self.mean_distance:.1f}, 95th percentile {self.p95_distance:.1f} "
             f"(CIE76, RMS over each cell's {self.grid}x{self.grid} blocks); {stages}\n"
+            + (f"priority {self.priority}: colour distance mean {self.priority_distances[0]:.1f} in the priority regions, "
+               f"{self.priority_distances[1]:.1f} elsewhere\n" if self.priority_distances else "")
             + (f"prints at {self.printed}, each tile {printed_size(tile_w, tile_h, self.dpi, self.print_unit).split(' at ')[0]}\n" if self.dpi else "") +
             f"assignment: {self.assignment_csv}; match quality: {self.quality}" + (f"\nreport: {self.report}" if self.report else "")
         )
@@ -101,9 +105,19 @@ def _write_quality(path: str, summary: "MosaicSummary", tiles: np.ndarray, rule:
         "distance": f"root mean square CIE76 over the {summary.grid}x{summary.grid} CIELAB grid blocks of cell and tile",
         "distinct_tiles": summary.distinct_tiles, "most_uses": summary.most_uses,
     }
+    if summary.priority_distances:
+        quality["priority"] = {"source": summary.priority, "mean_distance_inside": summary.priority_distances[0],
+                               "mean_distance_outside": summary.priority_distances[1]}
     with replaced_atomically(path, binary=False) as file:
         json.dump(quality, file, indent=1)
     return path
+
+
+def _inside_and_out(distances: np.ndarray, levels: np.ndarray) -> tuple[float, float]:
+    """Mean distance of the cells of priority 0.5 or more, and of the rest."""
+    inside = levels >= 0.5
+    return (float(distances[inside].mean()) if inside.any() else float("nan"),
+            float(distances[~inside].mean()) if (~inside).any() else float("nan"))
 
 
 def _stage_line(enabled: bool, line: str) -> None:
@@ -139,6 +153,8 @@ def make_mosaic(
     from_originals: bool = False,
     print_size: str | PrintSize | None = None,
     dpi: float | None = None,
+    priority: str | os.PathLike | None = None,
+    priority_strength: float | None = None,
     report: bool = True,
     progress: bool = True,
     client: Client | None = None,
@@ -178,6 +194,14 @@ def make_mosaic(
     dpi : float, optional
         The print resolution, written into JPEG, PNG and TIFF outputs and stated in the
         report (default with a ``print_size``: ``mosaic.make.dpi``; without one: none).
+    priority : path or "auto", optional
+        Which regions of the target should get the better tiles when tiles are scarce
+        (under a cap, ``unique`` or a floor): a grey mask of the target's shape (white
+        most important), or ``"auto"`` (faces and salient regions,
+        :func:`pipeline.layout.auto_priority`).
+    priority_strength : float, optional
+        How many times a fully important cell counts its colour error, against 1 for the
+        rest (default ``mosaic.make.priority-strength``).
     report : bool
         Also write ``<out stem>.report.html``: previews, numbers, colour
         coverage, and the per-cell colour error.
@@ -225,6 +249,12 @@ def make_mosaic(
     n_rows, n_cols = cells.rows, cells.cols
     tile_h, tile_w = aspect.tile_shape(tile_px)
     check_output(out, n_cols * tile_w, n_rows * tile_h)  # before any work: e.g. too large for JPEG
+    weights, levels, priority_source = None, None, ""
+    if priority is not None:
+        found = priority_map(priority, cells.pixels)
+        levels = cell_levels(found, n_rows, n_cols, aspect)
+        weights = cell_weights(levels, or_config(priority_strength, "make.priority-strength"))
+        priority_source = found.source
     seconds["features"] = time.perf_counter() - start
     _stage_line(progress, f"make: {n_cols}x{n_rows} cells described ({seconds['features']:.1f} s)")
 
@@ -240,7 +270,7 @@ def make_mosaic(
         weight = config_get("make.luminance-weight")
         assignment = match_cells(matching_vectors(cells.features.grid_lab, weight),
                                  matching_vectors(tile_features.grid_lab, weight), rule=rule, cols=n_cols,
-                                 client=dask, progress=progress)
+                                 client=dask, weights=weights, progress=progress)
         assignment = assignment._replace(
             distances=_colour_distances(cells.features.grid_lab, tile_features.grid_lab, assignment.tiles))
         seconds["match"] = time.perf_counter() - t
@@ -278,6 +308,8 @@ def make_mosaic(
         grid=cells.features.grid_lab.shape[1],
         dpi=dpi,
         print_unit=print_size.unit if print_size is not None else "cm",
+        priority=priority_source,
+        priority_distances=None if levels is None else _inside_and_out(assignment.distances, levels),
     )
     summary.quality = _write_quality(os.path.splitext(out)[0] + ".match.json", summary, assignment.tiles, rule)
     if rendered.fallbacks:

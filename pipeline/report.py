@@ -142,6 +142,8 @@ def write_report(path: str | os.PathLike, summary, target_pixels: np.ndarray, mo
         ("cells", f"{summary.cols} x {summary.rows} = {summary.rows * summary.cols}"),
         ("output", f"{summary.width} x {summary.height} px, tiles of {summary.tile_shape[1]} x {summary.tile_shape[0]} px"),
         *((("printed size", summary.printed),) if summary.dpi else ()),
+        *((("priority", f"{summary.priority}: mean colour distance {summary.priority_distances[0]:.2f} in the priority "
+                        f"regions, {summary.priority_distances[1]:.2f} elsewhere"),) if summary.priority_distances else ()),
         ("tiles in the cache", summary.tiles_in_cache),
         ("distinct tiles used", summary.distinct_tiles),
         ("most uses of one tile", summary.most_uses),

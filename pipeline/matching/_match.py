@@ -13,6 +13,7 @@ from ._assign import assign_capacitated
 from ._nearest import _require_tiles, pair_scoring, ranked_candidates
 from ._repeats import spread_repeats
 from ._rule import ReuseRule
+from ._scoring import PairCost
 
 __all__ = ["Assignment", "match_cells"]
 
@@ -33,6 +34,7 @@ def match_cells(
     client: Client | None = None,
     candidates: int = 16,
     time_budget: float | None = None,
+    weights: np.ndarray | None = None,
     progress: bool = False,
 ) -> Assignment:
     """Assign a tile to every cell, honouring the reuse rule.
@@ -57,6 +59,10 @@ def match_cells(
     time_budget : float, optional
         Seconds the capped assignment may search: it keeps its best matching rather
         than start a round that would end later (default ``mosaic.make.time-budget``).
+    weights : ndarray, shape (M,), optional
+        Each cell's priority, at least 1: a capped assignment minimises the total of
+        ``weight * cost``, so heavier cells get the better tiles when tiles are scarce,
+        and the repeat-distance repair re-chooses lighter cells first.
     progress : bool
         Report progress on stderr.
 
@@ -90,6 +96,13 @@ def match_cells(
         raise MosaicError("`min_repeat_distance` needs the grid's `cols`")
     max_uses, min_repeat_distance, min_uses = rule.max_uses, rule.min_repeat_distance, rule.min_uses
     cell_keys, tile_keys, cost = pair_scoring(cells, tiles)
+    order = None
+    if weights is not None:
+        weights = np.asarray(weights, np.float64)
+        if weights.shape != (n_cells,) or not (weights >= 1).all():
+            raise MosaicError(f"`weights` must be {n_cells} numbers of at least 1, one a cell")
+        cost = _weighted(cost, weights)
+        order = np.argsort(-weights, kind="stable")
     bar = Progress("match", n_cells, "cells", enabled=progress)
     if cells.shape[1] == 3:  # the key is the whole cost: an exact search needs no candidates beyond k
         k = 1 if not min_repeat_distance else candidates
@@ -106,9 +119,9 @@ def match_cells(
         # a large grid that alone often keeps every tile under the cap, and the capacitated solve is not
         # needed: at 488,601 cells it took 84 of make's 112 s of matching, and 3 of its 3.9 GB.
         spread, spread_costs = spread_repeats(chosen, costs, ranked_tiles, cols, min_repeat_distance, None, cost,
-                                              cell_keys, tile_keys)
+                                              cell_keys, tile_keys, order=order)
         if np.bincount(spread, minlength=n_tiles).max() <= max_uses:
-            return Assignment(spread.astype(np.int64), spread_costs.astype(np.float32))
+            return _assignment(spread, spread_costs, weights)
     if over_cap or under_floor:
         result = assign_capacitated(cell_keys, tile_keys, n_cells if max_uses is None else max_uses, cost,
                                     min_uses=min_uses, neighbours=2 * candidates, gap=0.01,
@@ -116,5 +129,19 @@ def match_cells(
         chosen, costs = result.tiles, result.costs
     if min_repeat_distance:
         chosen, costs = spread_repeats(chosen, costs, ranked_tiles, cols, min_repeat_distance, max_uses, cost,
-                                       cell_keys, tile_keys, min_uses)
+                                       cell_keys, tile_keys, min_uses, order)
+    return _assignment(chosen, costs, weights)
+
+
+def _weighted(cost: PairCost, weights: np.ndarray) -> PairCost:
+    """``cost`` times each pair's cell weight: never below ``cost`` (weights >= 1), so the KD-tree bounds still hold."""
+    def weighted(cells: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+        return weights[cells] * cost(cells, tiles)
+    return weighted
+
+
+def _assignment(chosen: np.ndarray, costs: np.ndarray, weights: np.ndarray | None) -> Assignment:
+    """The result, its costs unweighted: the colour distances themselves."""
+    if weights is not None:
+        costs = costs / weights
     return Assignment(chosen.astype(np.int64), costs.astype(np.float32))

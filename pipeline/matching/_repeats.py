@@ -11,8 +11,8 @@ __all__ = ["spread_repeats"]
 
 def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarray, cols: int, distance: int,
                    max_uses: int | None, cost: PairCost, cell_keys: np.ndarray, tile_keys: np.ndarray,
-                   min_uses: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Re-choose, in raster order, every cell whose tile already appears within ``distance`` cells.
+                   min_uses: int = 0, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Re-choose, cell by cell, every cell whose tile already appears within ``distance`` cells.
 
     Parameters
     ----------
@@ -34,6 +34,9 @@ def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarr
     min_uses : int
         Uses every tile must keep: a cell is not re-chosen if that would leave its
         tile under this (it then stays nearer its twin than ``distance``).
+    order : ndarray, optional
+        The order cells are visited in (default: raster order): a cell visited early
+        keeps its tile, and a later one near it is re-chosen.
 
     Returns
     -------
@@ -50,9 +53,9 @@ def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarr
     chosen, costs = chosen.copy(), costs.astype(np.float64).copy()
     planned = np.bincount(chosen, minlength=n_tiles)  # each tile's uses at the end, if no more cells change
     tree = None
-    for cell in range(n_cells):
+    for cell in (range(n_cells) if order is None else order.tolist()):
         r, c = divmod(cell, cols)
-        near = placed[max(0, r - distance):r + 1, max(0, c - distance):c + distance + 1]
+        near = placed[max(0, r - distance):r + distance + 1, max(0, c - distance):c + distance + 1]
         tile = chosen[cell]
         if (uses[tile] < allowed_uses and not (near == tile).any()) or planned[tile] <= min_uses:
             placed[r, c] = tile
