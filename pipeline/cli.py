@@ -227,6 +227,9 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--priority-strength", type=_at_least_one, metavar="S",
                       help="a fully important cell counts its colour error S times, against 1 for the rest (default: "
                            f"mosaic.make.priority-strength, {config_get('make.priority-strength')})")
+    make.add_argument("--flip", action="store_true",
+                      help="a tile may also be used mirrored left to right where that matches its cell better (either "
+                           "way is one use); off by default, as mirrored text and faces can look wrong")
     make.add_argument("--min-repeat-distance", type=_non_negative_int, metavar="D",
                       help="the same tile never within D cells of itself (default: mosaic.make.min-repeat-distance, "
                            f"{config_get('make.min-repeat-distance')}, with spread; 0 with nearest and unique; 0: no limit)")
@@ -309,7 +312,7 @@ def _run(args: argparse.Namespace) -> int:
         print(make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows, tile_px=args.tile_px,
                           rule=_reuse_rule(args), blend=args.blend, correct=args.correct, from_originals=args.from_originals,
                           print_size=args.print_size, dpi=args.dpi, priority=args.priority,
-                          priority_strength=args.priority_strength, report=args.report, **quiet))
+                          priority_strength=args.priority_strength, flip=args.flip, report=args.report, **quiet))
     elif args.command == "render":
         result = render_mosaic(args.assignment, args.cache, args.out, tile_px=args.tile_px, blend=args.blend,
                                correct=args.correct, from_originals=args.from_originals, dpi=args.dpi, **quiet)

@@ -19,7 +19,7 @@ from .files import check_not_precious, check_writable, replaced_atomically
 from .formats import check_output
 from .layout import PrintSize, cell_levels, cell_weights, plan_print, printed_size, priority_map
 from .coverage import colour_coverage
-from .features import matching_vectors
+from .features import matching_vectors, mirror_grids
 from .matching import ReuseRule, grid_cost, match_cells
 from .record import AssignmentRecord, write_assignment
 from .rendering import render_assignment
@@ -86,13 +86,19 @@ def _flat(grid: np.ndarray) -> np.ndarray:
     return grid.reshape(len(grid), -1)
 
 
-def _colour_distances(cell_grid: np.ndarray, tile_grid: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+def _colour_distances(cell_grid: np.ndarray, tile_grid: np.ndarray, tiles: np.ndarray,
+                      flipped: np.ndarray | None = None) -> np.ndarray:
     """Each cell's RMS CIE76 over its grid blocks against its chosen tile (the matching cost weights L*; this does not).
 
     The grids are float32 views, not copies: the cost reads only the chosen tiles' rows (a copy of a
     13-million-tile library's grids would be 2.5 GB for a few hundred thousand rows).
     """
-    return grid_cost(_flat(cell_grid), _flat(tile_grid))(np.arange(len(tiles)), tiles).astype(np.float32)
+    distances = grid_cost(_flat(cell_grid), _flat(tile_grid))(np.arange(len(tiles)), tiles).astype(np.float32)
+    if flipped is not None and flipped.any():  # those cells against their tiles mirrored
+        cells = np.flatnonzero(flipped)
+        pairs = np.arange(len(cells))
+        distances[cells] = grid_cost(_flat(cell_grid[cells]), _flat(mirror_grids(tile_grid[tiles[cells]])))(pairs, pairs)
+    return distances
 
 
 def _write_quality(path: str, summary: "MosaicSummary", tiles: np.ndarray, rule: ReuseRule) -> str:
@@ -155,6 +161,7 @@ def make_mosaic(
     dpi: float | None = None,
     priority: str | os.PathLike | None = None,
     priority_strength: float | None = None,
+    flip: bool = False,
     report: bool = True,
     progress: bool = True,
     client: Client | None = None,
@@ -202,6 +209,9 @@ def make_mosaic(
     priority_strength : float, optional
         How many times a fully important cell counts its colour error, against 1 for the
         rest (default ``mosaic.make.priority-strength``).
+    flip : bool
+        A tile may also be used mirrored left to right, where that matches its cell better
+        (either way is one use of it); recorded in the assignment and rendered so.
     report : bool
         Also write ``<out stem>.report.html``: previews, numbers, colour
         coverage, and the per-cell colour error.
@@ -270,9 +280,10 @@ def make_mosaic(
         weight = config_get("make.luminance-weight")
         assignment = match_cells(matching_vectors(cells.features.grid_lab, weight),
                                  matching_vectors(tile_features.grid_lab, weight), rule=rule, cols=n_cols,
-                                 client=dask, weights=weights, progress=progress)
-        assignment = assignment._replace(
-            distances=_colour_distances(cells.features.grid_lab, tile_features.grid_lab, assignment.tiles))
+                                 client=dask, weights=weights, progress=progress,
+                                 mirrored=matching_vectors(mirror_grids(tile_features.grid_lab), weight) if flip else None)
+        assignment = assignment._replace(distances=_colour_distances(
+            cells.features.grid_lab, tile_features.grid_lab, assignment.tiles, assignment.flipped))
         seconds["match"] = time.perf_counter() - t
         _stage_line(progress, f"make: matched {len(assignment.tiles)} cells against {len(tile_paths)} tiles ({seconds['match']:.1f} s)")
 
@@ -282,7 +293,8 @@ def make_mosaic(
         tiles=assignment.tiles.reshape(n_rows, n_cols), distances=assignment.distances.reshape(n_rows, n_cols),
         cell_rgb=cells.mean_rgb.reshape(n_rows, n_cols, 3), tile_paths={r: tile_paths[r] for r in used.tolist()},
         target=os.path.abspath(target), cell_grid=cells.features.grid_lab.reshape(n_rows, n_cols, *cells.features.grid_lab.shape[1:]).astype(np.float16),
-        correct=correct, dpi=dpi)
+        correct=correct, dpi=dpi,
+        flipped=None if assignment.flipped is None else assignment.flipped.reshape(n_rows, n_cols))
     # Assembly's pixels are needed in this process: a LocalCluster started for it runs threads
     # here. That is a second cluster, so a second performance report.
     with stage_client(client, assembly=True, announce=False, report_suffix=".assemble") as dask:

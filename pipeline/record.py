@@ -20,6 +20,7 @@ from .files import replaced_atomically
 __all__ = ["AssignmentRecord", "read_assignment", "write_assignment"]
 
 _CSV_COLUMNS = ["row", "col", "tile", "tile_path", "distance", "cell_r", "cell_g", "cell_b"]
+_FLIPPED_COLUMN = "flipped"  # written only for a mosaic made with --flip: 1 where the tile is mirrored
 
 
 @dataclass
@@ -49,6 +50,8 @@ class AssignmentRecord:
         unless told otherwise.
     dpi : float, optional
         The print resolution the mosaic was written at; ``render`` writes it too unless told otherwise.
+    flipped : ndarray of bool, shape (rows, cols), optional
+        Where the tile is used mirrored left to right (a mosaic made with ``flip``).
     """
 
     tiles: np.ndarray
@@ -59,6 +62,7 @@ class AssignmentRecord:
     cell_grid: np.ndarray | None = None
     correct: float = 0.0
     dpi: float | None = None
+    flipped: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -80,18 +84,21 @@ def write_assignment(record: AssignmentRecord, stem: str) -> tuple[str, str]:
     csv_path, npz_path = stem + ".assignment.csv", stem + ".assignment.npz"
     flat_tiles = record.tiles.ravel()
     flat_rgb = record.cell_rgb.reshape(-1, 3)
+    flipped = None if record.flipped is None else record.flipped.ravel().astype(int).tolist()
     with replaced_atomically(csv_path, binary=False, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(_CSV_COLUMNS)
+        writer.writerow(_CSV_COLUMNS + ([] if flipped is None else [_FLIPPED_COLUMN]))
         for cell, (tile, distance) in enumerate(zip(flat_tiles.tolist(), record.distances.ravel().tolist())):
             r, g, b = flat_rgb[cell].tolist()
-            writer.writerow([cell // record.cols, cell % record.cols, tile, record.tile_paths[tile], f"{distance:.3f}", r, g, b])
+            writer.writerow([cell // record.cols, cell % record.cols, tile, record.tile_paths[tile], f"{distance:.3f}", r, g, b]
+                            + ([] if flipped is None else [flipped[cell]]))
     used = np.array(sorted(record.tile_paths), dtype=np.int64)
     with replaced_atomically(npz_path) as f:
         np.savez_compressed(f, tiles=record.tiles, distances=record.distances, cell_rgb=record.cell_rgb,
                             used_rows=used, used_paths=np.array([record.tile_paths[r] for r in used.tolist()], dtype=str),
                             target=np.array(record.target), correct=np.array(record.correct, np.float64),
                             **({} if record.dpi is None else {"dpi": np.array(record.dpi, np.float64)}),
+                            **({} if record.flipped is None else {"flipped": record.flipped.astype(bool)}),
                             **({} if record.cell_grid is None else {"cell_grid": record.cell_grid.astype(np.float16)}))
     return csv_path, npz_path
 
@@ -109,6 +116,7 @@ def _read_npz(path: str) -> AssignmentRecord:
             cell_grid=data["cell_grid"].astype(np.float16) if "cell_grid" in data.files else None,
             correct=float(data["correct"]) if "correct" in data.files else 0.0,
             dpi=float(data["dpi"]) if "dpi" in data.files else None,
+            flipped=data["flipped"].astype(bool) if "flipped" in data.files else None,
         )
 
 
@@ -116,13 +124,18 @@ def _read_csv(path: str) -> AssignmentRecord:
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader, None)
-        if header != _CSV_COLUMNS:
-            raise MosaicError(f"{path} is not an assignment record: its header should be {','.join(_CSV_COLUMNS)}")
+        if header not in (_CSV_COLUMNS, _CSV_COLUMNS + [_FLIPPED_COLUMN]):
+            raise MosaicError(f"{path} is not an assignment record: its header should be {','.join(_CSV_COLUMNS)}"
+                              f"[,{_FLIPPED_COLUMN}]")
+        has_flips = len(header) > len(_CSV_COLUMNS)
         cells, paths = [], {}
         for line_number, line in enumerate(reader, start=2):
             try:
-                row, col, tile, tile_path, distance, r, g, b = line
-                cells.append((int(row), int(col), int(tile), float(distance), int(r), int(g), int(b)))
+                row, col, tile, tile_path, distance, r, g, b, *flipped = line
+                if len(flipped) != has_flips or flipped not in ([], ["0"], ["1"]):
+                    raise ValueError
+                cells.append((int(row), int(col), int(tile), float(distance), int(r), int(g), int(b),
+                              int(flipped[0]) if flipped else 0))
             except ValueError:
                 raise MosaicError(f"{path}, line {line_number}: not a row of an assignment record") from None
             paths[int(tile)] = tile_path
@@ -140,6 +153,7 @@ def _read_csv(path: str) -> AssignmentRecord:
         distances=table[:, 3].astype(np.float32).reshape(grid_rows, grid_cols),
         cell_rgb=np.clip(table[:, 4:7], 0, 255).astype(np.uint8).reshape(grid_rows, grid_cols, 3),
         tile_paths=paths,
+        flipped=table[:, 7].astype(bool).reshape(grid_rows, grid_cols) if has_flips else None,
     )
 
 

@@ -1,8 +1,12 @@
 """The placement rules as a user gives them to `mosaic make`: each rule's guarantee, seen in the record it writes."""
 import csv
+import dataclasses
 
 import numpy as np
+from PIL import Image
 
+from pipeline.record import read_assignment
+from pipeline.rendering import render_assignment
 from tests.test_cli import assert_one_line_error, run
 
 
@@ -28,3 +32,25 @@ def test_use_all_puts_every_photo_in_the_mosaic(small_library, tmp_path, demo_ta
                               "--use-all", "--quiet"),
                           "every tile at least once needs 120 cells (120 tiles x 1) but the grid has 40; "
                           "use --cols 14 or more")
+
+
+def test_flip_mirrors_the_tiles_it_records_and_only_those(small_library, tmp_path, demo_target, client):
+    cache = tmp_path / "tiles.h5"
+    assert run("index", small_library, "--cache", cache, "--tile-size", "16", "--workers", "1", "--quiet").returncode == 0
+    made = run("make", demo_target, "--cache", cache, "--out", tmp_path / "f.png", "--cols", "24", "--tile-px", "16",
+               "--flip", "--correct", "0", "--workers", "1", "--quiet")
+    assert made.returncode == 0, made.stderr
+    record = read_assignment(tmp_path / "f.assignment.npz")
+    assert record.flipped is not None and 0 < record.flipped.mean() < 1
+    assert np.array_equal(read_assignment(tmp_path / "f.assignment.csv").flipped, record.flipped)
+    straight = dataclasses.replace(record, flipped=None)
+    render_assignment(straight, cache, tmp_path / "s.png", client, tile_px=16, correct=0)
+    flipped = np.asarray(Image.open(tmp_path / "f.png")).reshape(record.rows, 16, record.cols, 16, 3)
+    plain = np.asarray(Image.open(tmp_path / "s.png")).reshape(record.rows, 16, record.cols, 16, 3)
+    for r, c in np.ndindex(record.rows, record.cols):
+        expected = plain[r, :, c, ::-1] if record.flipped[r, c] else plain[r, :, c]
+        np.testing.assert_array_equal(flipped[r, :, c], expected)
+    unflipped = run("make", demo_target, "--cache", cache, "--out", tmp_path / "n.png", "--cols", "24", "--tile-px",
+                    "16", "--workers", "1", "--quiet")
+    assert unflipped.returncode == 0 and read_assignment(tmp_path / "n.assignment.npz").flipped is None  # off by default
+    assert "flipped" not in (tmp_path / "n.assignment.csv").read_text().splitlines()[0]

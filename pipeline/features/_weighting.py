@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["matching_vectors"]
+__all__ = ["matching_vectors", "mirror_grids"]
 
 
 def matching_vectors(grid_lab: np.ndarray, luminance_weight: float = 1.0) -> np.ndarray:
@@ -35,3 +35,13 @@ def matching_vectors(grid_lab: np.ndarray, luminance_weight: float = 1.0) -> np.
         vectors[:, 0::3] *= luminance_weight
     return vectors
 
+
+
+def mirror_grids(grid_lab: np.ndarray) -> np.ndarray:
+    """(N, grid, grid, 3) block means of tiles -> those of the tiles mirrored left to right (a view).
+
+    Each row of blocks is reversed: the mirror's features without decoding the tile
+    again. Exact where the blocks are of equal width; where a tile's width does not
+    divide into them, its blocks differ by a pixel and this is a close approximation.
+    """
+    return grid_lab[:, :, ::-1, :]

@@ -262,7 +262,7 @@ def greedy_assignment(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: in
 
 
 def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: int, cost: PairCost | None = None, *,
-                       min_uses: int = 0, neighbours: int = 32, gap: float = 0.0, max_rounds: int = 100, time_budget: float | None = None,
+                       min_uses: int = 0, mirror_keys: np.ndarray | None = None, neighbours: int = 32, gap: float = 0.0, max_rounds: int = 100, time_budget: float | None = None,
                        client: Client | None = None, log: Callable[[str], None] | None = None) -> CapacitatedAssignment:
     """Assign every cell a tile, no tile more than ``max_uses`` times, at least total cost.
 
@@ -277,6 +277,9 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
         of their keys. Default: that distance.
     min_uses : int
         Every tile is used at least this often; ``n_tiles * min_uses <= n_cells``.
+    mirror_keys : ndarray, shape (n_tiles, d), optional
+        The keys of the tiles mirrored, where a tile may be used either way round; ``cost``
+        is then the lesser of the two ways, never less than the nearer of the two keys.
     neighbours : int
         Tiles per cell in the first graph, and first depth of every search.
     gap : float
@@ -304,7 +307,7 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
     if n_tiles * min_uses > n_cells or min_uses > max_uses:
         raise ValueError(f"{n_tiles} tiles used {min_uses} to {max_uses} times cannot fill exactly {n_cells} cells")
     cost = cost or euclidean_cost(cell_keys, tile_keys)
-    pricing_data = PricingData(cell_keys, tile_keys, cost, client)
+    pricing_data = PricingData(cell_keys, tile_keys, cost, client, mirror_keys)
     graph = _Graph(n_tiles)
     kk = max(4, min(neighbours, n_tiles, _FIRST_EDGES // n_cells))
     nearest = _kd_query(KDTree(tile_keys), cell_keys, kk, _ROUGH)

@@ -19,10 +19,11 @@ __all__ = ["Assignment", "match_cells"]
 
 
 class Assignment(NamedTuple):
-    """The tile chosen for each cell (row-major) and its cost (CIE76 colour distance)."""
+    """The tile chosen for each cell (row-major), its cost (CIE76 colour distance) and whether it is mirrored."""
 
     tiles: np.ndarray  # (M,) int64 tile rows in the cache
     distances: np.ndarray  # (M,) float32
+    flipped: np.ndarray | None = None  # (M,) bool, with mirrored tiles allowed: the tile is used mirrored
 
 
 def match_cells(
@@ -35,6 +36,7 @@ def match_cells(
     candidates: int = 16,
     time_budget: float | None = None,
     weights: np.ndarray | None = None,
+    mirrored: np.ndarray | None = None,
     progress: bool = False,
 ) -> Assignment:
     """Assign a tile to every cell, honouring the reuse rule.
@@ -63,6 +65,9 @@ def match_cells(
         Each cell's priority, at least 1: a capped assignment minimises the total of
         ``weight * cost``, so heavier cells get the better tiles when tiles are scarce,
         and the repeat-distance repair re-chooses lighter cells first.
+    mirrored : ndarray, shape (N, same), optional
+        The features of each tile mirrored left to right: a cell may then take a tile
+        either way round, whichever matches better; either way is one use of it.
     progress : bool
         Report progress on stderr.
 
@@ -95,21 +100,30 @@ def match_cells(
     if rule.min_repeat_distance and not cols:
         raise MosaicError("`min_repeat_distance` needs the grid's `cols`")
     max_uses, min_repeat_distance, min_uses = rule.max_uses, rule.min_repeat_distance, rule.min_uses
-    cell_keys, tile_keys, cost = pair_scoring(cells, tiles)
+    if mirrored is None:
+        cell_keys, tile_keys, cost = pair_scoring(cells, tiles)
+        search_keys, oriented, mirror_keys = tile_keys, cost, None
+    else:
+        # Tile t mirrored is candidate t + N: searched as a tile of its own, but a use of t.
+        cell_keys, search_keys, oriented = pair_scoring(cells, np.concatenate([tiles, mirrored]))
+        tile_keys, mirror_keys = search_keys[:n_tiles], search_keys[n_tiles:]
+        cost = _either_way(oriented, n_tiles)
     order = None
     if weights is not None:
         weights = np.asarray(weights, np.float64)
         if weights.shape != (n_cells,) or not (weights >= 1).all():
             raise MosaicError(f"`weights` must be {n_cells} numbers of at least 1, one a cell")
-        cost = _weighted(cost, weights)
+        cost, oriented = _weighted(cost, weights), _weighted(oriented, weights)
         order = np.argsort(-weights, kind="stable")
     bar = Progress("match", n_cells, "cells", enabled=progress)
     if cells.shape[1] == 3:  # the key is the whole cost: an exact search needs no candidates beyond k
         k = 1 if not min_repeat_distance else candidates
-        ranked_costs, ranked_tiles = ranked_candidates(cell_keys, tile_keys, cost, k, client, bar, search=k, eps=0.0)
+        ranked_costs, ranked_tiles = ranked_candidates(cell_keys, search_keys, oriented, k, client, bar, search=k,
+                                                       eps=0.0)
     else:
-        ranked_costs, ranked_tiles = ranked_candidates(cell_keys, tile_keys, cost, candidates, client, bar)
+        ranked_costs, ranked_tiles = ranked_candidates(cell_keys, search_keys, oriented, candidates, client, bar)
     bar.close()
+    ranked_tiles %= n_tiles  # a mirrored candidate is its tile
     chosen, costs = ranked_tiles[:, 0], ranked_costs[:, 0]
     uses = np.bincount(chosen, minlength=n_tiles)
     over_cap = max_uses is not None and uses.max() > max_uses
@@ -121,16 +135,16 @@ def match_cells(
         spread, spread_costs = spread_repeats(chosen, costs, ranked_tiles, cols, min_repeat_distance, None, cost,
                                               cell_keys, tile_keys, order=order)
         if np.bincount(spread, minlength=n_tiles).max() <= max_uses:
-            return _assignment(spread, spread_costs, weights)
+            return _assignment(spread, spread_costs, weights, None if mirrored is None else oriented, n_tiles)
     if over_cap or under_floor:
         result = assign_capacitated(cell_keys, tile_keys, n_cells if max_uses is None else max_uses, cost,
-                                    min_uses=min_uses, neighbours=2 * candidates, gap=0.01,
+                                    min_uses=min_uses, mirror_keys=mirror_keys, neighbours=2 * candidates, gap=0.01,
                                     time_budget=or_config(time_budget, "make.time-budget"), client=client)
         chosen, costs = result.tiles, result.costs
     if min_repeat_distance:
         chosen, costs = spread_repeats(chosen, costs, ranked_tiles, cols, min_repeat_distance, max_uses, cost,
                                        cell_keys, tile_keys, min_uses, order)
-    return _assignment(chosen, costs, weights)
+    return _assignment(chosen, costs, weights, None if mirrored is None else oriented, n_tiles)
 
 
 def _weighted(cost: PairCost, weights: np.ndarray) -> PairCost:
@@ -140,8 +154,21 @@ def _weighted(cost: PairCost, weights: np.ndarray) -> PairCost:
     return weighted
 
 
-def _assignment(chosen: np.ndarray, costs: np.ndarray, weights: np.ndarray | None) -> Assignment:
-    """The result, its costs unweighted: the colour distances themselves."""
+def _either_way(oriented: PairCost, n_tiles: int) -> PairCost:
+    """The cost of a tile used the better way round: ``oriented`` knows tile t mirrored as t + ``n_tiles``."""
+    def cost(cells: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+        return np.minimum(oriented(cells, tiles), oriented(cells, tiles + n_tiles))
+    return cost
+
+
+def _assignment(chosen: np.ndarray, costs: np.ndarray, weights: np.ndarray | None, oriented: PairCost | None = None,
+                n_tiles: int = 0) -> Assignment:
+    """The result, its costs unweighted (the colour distances themselves); with ``oriented``, each tile the better way round."""
+    flipped = None
+    if oriented is not None:
+        cells = np.arange(len(chosen))
+        straight, turned = oriented(cells, chosen), oriented(cells, chosen + n_tiles)
+        flipped, costs = turned < straight, np.minimum(straight, turned)
     if weights is not None:
         costs = costs / weights
-    return Assignment(chosen.astype(np.int64), costs.astype(np.float32))
+    return Assignment(chosen.astype(np.int64), costs.astype(np.float32), flipped)

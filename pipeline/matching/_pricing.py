@@ -39,8 +39,14 @@ class _GroupPricing(NamedTuple):
 
 
 def _price_group(members: np.ndarray, cell_keys: np.ndarray, queries: np.ndarray, tile_keys: np.ndarray,
-                 cost: PairCost, prices: np.ndarray, u: np.ndarray, k: int, max_k: int, eps: float) -> _GroupPricing:
-    """:func:`_price_out` over one group of tiles (one KD-tree); ``queries`` are the cells' lifted keys."""
+                 cost: PairCost, mirror_keys: np.ndarray | None, prices: np.ndarray, u: np.ndarray, k: int, max_k: int,
+                 eps: float) -> _GroupPricing:
+    """:func:`_price_out` over one group of tiles (one KD-tree); ``queries`` are the cells' lifted keys.
+
+    With ``mirror_keys`` (tiles that may be used mirrored, the cost the better way round) the tree
+    holds every member twice, once each way: a tile neither of whose points is returned is no
+    nearer either way round than the last one returned.
+    """
     n_cells = len(cell_keys)
     best = u.copy()
     found_cells, found_tiles, found_gain = [], [], []
@@ -49,13 +55,15 @@ def _price_group(members: np.ndarray, cell_keys: np.ndarray, queries: np.ndarray
     # One more coordinate, the price above the group's floor: tiles that are near *and*
     # cheap come first, and as sqrt(d^2 + z^2) <= d + z, the k-th lifted distance plus
     # the floor still bounds every tile not returned.
-    lifted = np.hstack([tile_keys[members], (prices[members] - floor)[:, None]])
+    ways = [tile_keys] if mirror_keys is None else [tile_keys, mirror_keys]
+    lifted = np.vstack([np.hstack([keys[members], (prices[members] - floor)[:, None]]) for keys in ways])
     tree = KDTree(np.ascontiguousarray(lifted, dtype=np.float32))
-    todo, kk = np.arange(n_cells), min(k, members.size)
+    points = lifted.shape[0]
+    todo, kk = np.arange(n_cells), min(k, points)
     while todo.size:
         lifted_dist, local = _kd_query(tree, queries[todo], kk, eps)
-        tiles = members[local]
-        dist = np.linalg.norm(cell_keys[todo, None, :] - tile_keys[tiles], axis=2)
+        tiles = members[local % members.size]
+        dist = np.min([np.linalg.norm(cell_keys[todo, None, :] - keys[tiles], axis=2) for keys in ways], axis=0)
         # Keys bound the cost from below: only pairs that might violate are costed.
         maybe = dist + prices[tiles] < u[todo, None] - _TOLERANCE
         rows, cols = np.nonzero(maybe)
@@ -70,14 +78,14 @@ def _price_group(members: np.ndarray, cell_keys: np.ndarray, queries: np.ndarray
         # Tiles not returned are no nearer than the k-th (divided by 1 + eps, the search's
         # slack) and cost at least this group's floor.
         beyond = lifted_dist[:, -1] / (1 + eps) + floor
-        open_ = (beyond < u[todo] - _TOLERANCE) & (kk < members.size)
+        open_ = (beyond < u[todo] - _TOLERANCE) & (kk < points)
         if not open_.any():
             break
         if kk >= max_k:
             certified = False
             best[todo[open_]] = np.minimum(best[todo[open_]], beyond[open_])
             break
-        todo, kk = todo[open_], min(kk * 4, max_k, members.size)
+        todo, kk = todo[open_], min(kk * 4, max_k, points)
     return _GroupPricing(found_cells, found_tiles, found_gain, best, certified)
 
 
@@ -120,15 +128,18 @@ class PricingData:
     cell_keys, tile_keys : ndarray
         The KD-tree keys.
     cost : callable
-        The pair cost, never below the keys' distance.
+        The pair cost, never below the keys' distance (with ``mirror_keys``: the lesser of the two).
     client : distributed.Client, optional
         Run each price group as a Dask task; otherwise threads in this process.
+    mirror_keys : ndarray, optional
+        The keys of the tiles mirrored, for tiles that may be used either way round.
     """
 
-    def __init__(self, cell_keys: np.ndarray, tile_keys: np.ndarray, cost: PairCost, client: Client | None = None):
+    def __init__(self, cell_keys: np.ndarray, tile_keys: np.ndarray, cost: PairCost, client: Client | None = None,
+                 mirror_keys: np.ndarray | None = None):
         self.client = client
         queries = np.hstack([cell_keys, np.zeros((len(cell_keys), 1), np.float32)])  # cells sit at price 0
-        self._shared = (cell_keys, queries, tile_keys, cost)
+        self._shared = (cell_keys, queries, tile_keys, cost, mirror_keys)
         if client is not None:
             # hash=False: fresh keys, as in match._scatter_tiles.
             self._shared = tuple(client.scatter(list(self._shared), broadcast=True, hash=False))

@@ -137,7 +137,7 @@ class TileBand:
 def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.ndarray, tile_shape: tuple[int, int],
                 blend: float, preview_shape: tuple[int, int], output_format: Format, place: BandPlace,
                 original_paths: dict[int, str] | None = None, cell_grid: np.ndarray | None = None,
-                correct: float = 0.0) -> BandPixels:
+                correct: float = 0.0, flipped: np.ndarray | None = None) -> BandPixels:
     """Render one band of cells and encode it in the output's format (runs on a worker).
 
     Parameters
@@ -161,13 +161,22 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
         Re-read these photos (by cache row) instead of resizing the thumbnails.
     cell_grid : ndarray, shape (r, cols, g, g, 3), optional
         Each cell's CIELAB block means, which ``correct`` (0..1) moves its tile toward.
+    flipped : ndarray of bool, shape (r, cols), optional
+        Where the tile is drawn mirrored left to right.
     """
     store = _tile_store(cache_path, stamp, tile_shape, original_paths is not None)
-    used, layout = np.unique(tiles, return_inverse=True)
+    # A tile and its mirror are two images of the band: each drawn once, however many cells use it.
+    looks = tiles if flipped is None else tiles * 2 + flipped
+    used_looks, layout = np.unique(looks, return_inverse=True)
     layout = layout.reshape(tiles.shape)
+    used, image_of_look = (used_looks, None) if flipped is None else np.unique(used_looks // 2, return_inverse=True)
     # Threads share the thumbnails they resize: at 100 MP, each thread loading its own took a third of the bands' time.
     with store["lock"]:
         images, unreadable = _resized_tiles(store, used, tile_shape, original_paths)
+    if flipped is not None:
+        images = images[image_of_look]
+        mirrored = used_looks % 2 == 1
+        images[mirrored] = images[mirrored][:, :, ::-1]
     if correct > 0 or blend > 0:  # each cell its own copy of its tile, changed toward the cell
         images, layout = images[layout.ravel()], np.arange(tiles.size).reshape(tiles.shape)
     if correct > 0:

@@ -130,7 +130,8 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
             paths = {r: record.tile_paths[r] for r in np.unique(tiles).tolist()} if from_originals else None
             yield client.submit(render_band, cache_path, stamp, tiles, record.cell_rgb[first:end],
                                 tile_shape, blend, preview_shape, output_format, place, paths,
-                                None if cell_grid is None else cell_grid[first:end], correct, pure=False)
+                                None if cell_grid is None else cell_grid[first:end], correct,
+                                None if record.flipped is None else record.flipped[first:end], pure=False)
 
     bar = Progress("assemble", rows, "rows of cells", enabled=progress)
     previews, unreadable = [], set()
