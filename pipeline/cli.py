@@ -64,7 +64,7 @@ _OUT_HELP = ("; ".join(f"{' '.join(f.extensions)}: {f.description}" for f in reg
 # How the command line names the library's parameters in error messages.
 _FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "cols", "rows", "tile_px", "max_uses", "max_share", "unique", "min_repeat_distance", "blend", "correct", "tile_size", "grid", "batch_size",
-    "min_size", "max_pixels", "tile_aspect", "frames", "print_size", "dpi")}
+    "min_size", "max_pixels", "tile_aspect", "frames", "print_size", "dpi", "subdivide")}
 
 
 def _strength(text: str) -> float:
@@ -227,6 +227,11 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--priority-strength", type=_at_least_one, metavar="S",
                       help="a fully important cell counts its colour error S times, against 1 for the rest (default: "
                            f"mosaic.make.priority-strength, {config_get('make.priority-strength')})")
+    make.add_argument("--subdivide", type=_non_negative_int, default=0, metavar="LEVELS",
+                      help="tiles of several sizes: where the target has detail, a cell splits into 2x2 smaller cells, up "
+                           "to LEVELS times (mosaic.make.subdivide-share of the cells at each level, "
+                           f"{config_get('make.subdivide-share')}); --tile-px is the largest tiles' and must halve evenly "
+                           "(default 0: one size)")
     make.add_argument("--flip", action="store_true",
                       help="a tile may also be used mirrored left to right where that matches its cell better (either "
                            "way is one use); off by default, as mirrored text and faces can look wrong")
@@ -312,7 +317,8 @@ def _run(args: argparse.Namespace) -> int:
         print(make_mosaic(args.target, args.cache, args.out, cols=args.cols, rows=args.rows, tile_px=args.tile_px,
                           rule=_reuse_rule(args), blend=args.blend, correct=args.correct, from_originals=args.from_originals,
                           print_size=args.print_size, dpi=args.dpi, priority=args.priority,
-                          priority_strength=args.priority_strength, flip=args.flip, report=args.report, **quiet))
+                          priority_strength=args.priority_strength, flip=args.flip, subdivide=args.subdivide,
+                          report=args.report, **quiet))
     elif args.command == "render":
         result = render_mosaic(args.assignment, args.cache, args.out, tile_px=args.tile_px, blend=args.blend,
                                correct=args.correct, from_originals=args.from_originals, dpi=args.dpi, **quiet)

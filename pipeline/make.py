@@ -17,7 +17,7 @@ from .config import config_get, or_config
 from .errors import MosaicError
 from .files import check_not_precious, check_writable, replaced_atomically
 from .formats import check_output
-from .layout import PrintSize, cell_levels, cell_weights, plan_print, printed_size, priority_map
+from .layout import PrintSize, cell_weights, check_tile_halves, lay_out_cells, plan_print, printed_size
 from .coverage import colour_coverage
 from .features import matching_vectors, mirror_grids
 from .matching import ReuseRule, grid_cost, match_cells
@@ -50,6 +50,7 @@ class MosaicSummary:
     print_unit: str = "cm"  # the unit the printed size is stated in
     priority: str = ""  # where the cells' priority came from, if any
     priority_distances: tuple[float, float] | None = None  # mean distance in cells of priority >= 0.5, and elsewhere
+    cell_sizes: dict[int, int] = field(default_factory=dict)  # a subdivided grid's cells by tile width, px
 
     @property
     def printed(self) -> str:
@@ -71,7 +72,9 @@ class MosaicSummary:
         tile_h, tile_w = self.tile_shape
         return (
             f"{self.output}: {self.width}x{self.height} px, {self.cols}x{self.rows} cells of "
-            f"{tile_w if tile_w == tile_h else f'{tile_w}x{tile_h}'} px; "
+            f"{tile_w if tile_w == tile_h else f'{tile_w}x{tile_h}'} px"
+            + (", subdivided: " + ", ".join(f"{count} of {width} px wide" for width, count in self.cell_sizes.items())
+               if self.cell_sizes else "") + "; "
             f"{self.distinct_tiles} distinct tiles of {self.tiles_in_cache} (most uses of one: {self.most_uses}); "
             f"colour distance mean {self.mean_distance:.1f}, 95th percentile {self.p95_distance:.1f} "
             f"(CIE76, RMS over each cell's {self.grid}x{self.grid} blocks); {stages}\n"
@@ -126,6 +129,14 @@ def _inside_and_out(distances: np.ndarray, levels: np.ndarray) -> tuple[float, f
             float(distances[~inside].mean()) if (~inside).any() else float("nan"))
 
 
+def _cell_sizes(quad, tile_shape: tuple[int, int]) -> dict[int, int]:
+    """A subdivided grid's number of cells of each tile width, largest first ({} for a plain grid)."""
+    if quad is None:
+        return {}
+    counts = np.bincount(quad.level)
+    return {tile_shape[1] >> level: int(count) for level, count in enumerate(counts.tolist()) if count}
+
+
 def _stage_line(enabled: bool, line: str) -> None:
     if enabled:
         print(line, file=sys.stderr, flush=True)
@@ -162,6 +173,7 @@ def make_mosaic(
     priority: str | os.PathLike | None = None,
     priority_strength: float | None = None,
     flip: bool = False,
+    subdivide: int = 0,
     report: bool = True,
     progress: bool = True,
     client: Client | None = None,
@@ -212,6 +224,11 @@ def make_mosaic(
     flip : bool
         A tile may also be used mirrored left to right, where that matches its cell better
         (either way is one use of it); recorded in the assignment and rendered so.
+    subdivide : int
+        Split the cells where the target has detail into 2x2 smaller cells, up to this
+        many times (0: a plain grid; see :func:`pipeline.layout.subdivide` and
+        ``mosaic.make.subdivide-share``): tiles of several sizes, all from the cache, each
+        one use whatever its size. ``tile_px`` is the largest tiles' and must halve evenly.
     report : bool
         Also write ``<out stem>.report.html``: previews, numbers, colour
         coverage, and the per-cell colour error.
@@ -259,14 +276,15 @@ def make_mosaic(
     n_rows, n_cols = cells.rows, cells.cols
     tile_h, tile_w = aspect.tile_shape(tile_px)
     check_output(out, n_cols * tile_w, n_rows * tile_h)  # before any work: e.g. too large for JPEG
-    weights, levels, priority_source = None, None, ""
-    if priority is not None:
-        found = priority_map(priority, cells.pixels)
-        levels = cell_levels(found, n_rows, n_cols, aspect)
-        weights = cell_weights(levels, or_config(priority_strength, "make.priority-strength"))
-        priority_source = found.source
+    if subdivide:
+        check_tile_halves(aspect, tile_px, subdivide)
+    laid = lay_out_cells(cells, aspect, levels=subdivide, share=config_get("make.subdivide-share"),
+                         min_detail=config_get("make.subdivide-min-detail"), priority=priority)
+    n_cells, quad = len(laid.grid_lab), laid.quad
+    weights = None if laid.priority is None else cell_weights(laid.priority, or_config(priority_strength,
+                                                                                          "make.priority-strength"))
     seconds["features"] = time.perf_counter() - start
-    _stage_line(progress, f"make: {n_cols}x{n_rows} cells described ({seconds['features']:.1f} s)")
+    _stage_line(progress, f"make: {n_cells} cells described ({seconds['features']:.1f} s)")
 
     if rule.has_floor:  # refused now, saying how many columns would do, rather than inside matching
         needed = rule.min_uses * len(tile_paths)
@@ -274,27 +292,29 @@ def make_mosaic(
         height, width = cells.pixels.shape[:2]
         while math.prod(grid_shape(width, height, enough, rows, aspect)) < needed:
             enough = enough + 1 if rows is None else -(-needed // rows)
-        rule.for_grid(n_rows * n_cols, len(tile_paths)).check_fits(n_rows * n_cols, len(tile_paths), enough)
+        rule.for_grid(n_cells, len(tile_paths)).check_fits(n_cells, len(tile_paths), enough)
     with stage_client(client, announce=progress) as dask:
         t = time.perf_counter()
         weight = config_get("make.luminance-weight")
-        assignment = match_cells(matching_vectors(cells.features.grid_lab, weight),
+        assignment = match_cells(matching_vectors(laid.grid_lab, weight),
                                  matching_vectors(tile_features.grid_lab, weight), rule=rule, cols=n_cols,
                                  client=dask, weights=weights, progress=progress,
-                                 mirrored=matching_vectors(mirror_grids(tile_features.grid_lab), weight) if flip else None)
+                                 mirrored=matching_vectors(mirror_grids(tile_features.grid_lab), weight) if flip else None,
+                                 boxes=None if quad is None else quad.boxes(), box_unit=1 if quad is None else 1 << quad.depth)
         assignment = assignment._replace(distances=_colour_distances(
-            cells.features.grid_lab, tile_features.grid_lab, assignment.tiles, assignment.flipped))
+            laid.grid_lab, tile_features.grid_lab, assignment.tiles, assignment.flipped))
         seconds["match"] = time.perf_counter() - t
         _stage_line(progress, f"make: matched {len(assignment.tiles)} cells against {len(tile_paths)} tiles ({seconds['match']:.1f} s)")
 
     t = time.perf_counter()
     used = np.unique(assignment.tiles)
+    shape = (n_cells,) if quad is not None else (n_rows, n_cols)  # a subdivided grid's record is flat
     record = AssignmentRecord(
-        tiles=assignment.tiles.reshape(n_rows, n_cols), distances=assignment.distances.reshape(n_rows, n_cols),
-        cell_rgb=cells.mean_rgb.reshape(n_rows, n_cols, 3), tile_paths={r: tile_paths[r] for r in used.tolist()},
-        target=os.path.abspath(target), cell_grid=cells.features.grid_lab.reshape(n_rows, n_cols, *cells.features.grid_lab.shape[1:]).astype(np.float16),
-        correct=correct, dpi=dpi,
-        flipped=None if assignment.flipped is None else assignment.flipped.reshape(n_rows, n_cols))
+        tiles=assignment.tiles.reshape(shape), distances=assignment.distances.reshape(shape),
+        cell_rgb=laid.mean_rgb.reshape(*shape, 3), tile_paths={r: tile_paths[r] for r in used.tolist()},
+        target=os.path.abspath(target), cell_grid=laid.grid_lab.reshape(*shape, *laid.grid_lab.shape[1:]).astype(np.float16),
+        correct=correct, dpi=dpi, flipped=None if assignment.flipped is None else assignment.flipped.reshape(shape),
+        quad=quad)
     # Assembly's pixels are needed in this process: a LocalCluster started for it runs threads
     # here. That is a second cluster, so a second performance report.
     with stage_client(client, assembly=True, announce=False, report_suffix=".assemble") as dask:
@@ -320,8 +340,9 @@ def make_mosaic(
         grid=cells.features.grid_lab.shape[1],
         dpi=dpi,
         print_unit=print_size.unit if print_size is not None else "cm",
-        priority=priority_source,
-        priority_distances=None if levels is None else _inside_and_out(assignment.distances, levels),
+        priority=laid.priority_source,
+        priority_distances=None if laid.priority is None else _inside_and_out(assignment.distances, laid.priority),
+        cell_sizes=_cell_sizes(quad, (tile_h, tile_w)),
     )
     summary.quality = _write_quality(os.path.splitext(out)[0] + ".match.json", summary, assignment.tiles, rule)
     if rendered.fallbacks:
@@ -331,9 +352,10 @@ def make_mosaic(
 
         t = time.perf_counter()
         summary.report = os.path.splitext(out)[0] + ".report.html"
-        coverage = colour_coverage(cells.features.mean_lab, tile_features.mean_lab)
+        coverage = colour_coverage(laid.mean_lab, tile_features.mean_lab)
         most_used = [(tile_paths[row], uses) for row, uses in _most_used(assignment.tiles, 10)]
-        write_report(summary.report, summary, cells.pixels, rendered.preview, coverage, cells.features.mean_lab,
-                     tile_features.mean_lab, assignment.distances, most_used)
+        write_report(summary.report, summary, cells.pixels, rendered.preview, coverage, laid.mean_lab,
+                     tile_features.mean_lab, assignment.distances, most_used,
+                     error_map=None if quad is None else quad.paint(assignment.distances))
         _stage_line(progress, f"make: wrote {summary.report} ({time.perf_counter() - t:.1f} s)")
     return summary

@@ -51,8 +51,13 @@ def coverage_figure(coverage: Coverage, cell_lab: np.ndarray, tile_lab: np.ndarr
     return fig
 
 
-def error_figure(distances: np.ndarray, rows: int, cols: int, cell_aspect: float = 1.0) -> Figure:
-    """Histogram of per-cell colour error, and the same error mapped over the picture (cells ``cell_aspect`` tall per wide)."""
+def error_figure(distances: np.ndarray, rows: int, cols: int, cell_aspect: float = 1.0,
+                 error_map: np.ndarray | None = None) -> Figure:
+    """Histogram of per-cell colour error, and the same error mapped over the picture (cells ``cell_aspect`` tall per wide).
+
+    ``error_map``: the map to draw instead of ``distances`` as a ``rows`` x ``cols`` grid, such as a
+    subdivided grid's distances painted over its smallest cells (then ``cell_aspect`` is theirs too).
+    """
     fig = Figure(figsize=(12, 4.5))
     hist, heat = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
     hist.hist(distances, bins=40, color="#4c72b0")
@@ -61,7 +66,8 @@ def error_figure(distances: np.ndarray, rows: int, cols: int, cell_aspect: float
     hist.axvline(p95, color="#c44e52", linestyle=":", label=f"95th percentile {p95:.1f}")
     hist.set(xlabel="colour distance of a cell to its tile (delta E)", ylabel="cells", title="Per-cell colour error")
     hist.legend()
-    image = heat.imshow(np.asarray(distances).reshape(rows, cols), cmap="magma", interpolation="nearest", aspect=cell_aspect)
+    shown = np.asarray(distances).reshape(rows, cols) if error_map is None else error_map
+    image = heat.imshow(shown, cmap="magma", interpolation="nearest", aspect=cell_aspect)
     fig.colorbar(image, ax=heat, label="delta E")
     heat.set(title="Where the error is", xticks=[], yticks=[])
     fig.tight_layout()
@@ -117,7 +123,7 @@ img.chart { max-width: 100%; }
 
 def write_report(path: str | os.PathLike, summary, target_pixels: np.ndarray, mosaic_pixels: np.ndarray,
                  coverage: Coverage, cell_lab: np.ndarray, tile_lab: np.ndarray, distances: np.ndarray,
-                 most_used: list[tuple[str, int]] = ()) -> None:
+                 most_used: list[tuple[str, int]] = (), error_map: np.ndarray | None = None) -> None:
     """Write a self-contained HTML report of a mosaic (every image embedded).
 
     Parameters
@@ -137,9 +143,13 @@ def write_report(path: str | os.PathLike, summary, target_pixels: np.ndarray, mo
     most_used : list of (str, int), optional
         The most used tiles' sources (a photo's path, a video frame's ``path#t=SECONDS``)
         and their uses, most first.
+    error_map : ndarray, optional
+        A subdivided grid's distances painted over its smallest cells, for the error map.
     """
     numbers = [
-        ("cells", f"{summary.cols} x {summary.rows} = {summary.rows * summary.cols}"),
+        ("cells", f"{summary.cols} x {summary.rows} = {summary.rows * summary.cols}"
+                  + (", subdivided: " + ", ".join(f"{n} of {w} px wide" for w, n in summary.cell_sizes.items())
+                     if summary.cell_sizes else "")),
         ("output", f"{summary.width} x {summary.height} px, tiles of {summary.tile_shape[1]} x {summary.tile_shape[0]} px"),
         *((("printed size", summary.printed),) if summary.dpi else ()),
         *((("priority", f"{summary.priority}: mean colour distance {summary.priority_distances[0]:.2f} in the priority "
@@ -154,7 +164,8 @@ def write_report(path: str | os.PathLike, summary, target_pixels: np.ndarray, mo
     rows = "\n".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in numbers)
     sources = "\n".join(f"<tr><td>{uses}</td><td>{html.escape(source)}</td></tr>" for source, uses in most_used)
     coverage_png = figure_png(coverage_figure(coverage, cell_lab, tile_lab))
-    error_png = figure_png(error_figure(distances, summary.rows, summary.cols, summary.tile_shape[0] / summary.tile_shape[1]))
+    error_png = figure_png(error_figure(distances, summary.rows, summary.cols, summary.tile_shape[0] / summary.tile_shape[1],
+                                        error_map))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Mosaic report: {html.escape(os.path.basename(summary.output))}</title>
 <style>{_STYLE}</style></head><body>

@@ -11,7 +11,7 @@ from .errors import MosaicError
 from .features import SQUARE, TileAspect, TileFeatures, compute_features, pixel_shape
 from .photo import PhotoError, load_rgb
 
-__all__ = ["CELL_SAMPLE_PX", "TargetCells", "cell_patches", "describe_target", "grid_shape"]
+__all__ = ["CELL_SAMPLE_PX", "TargetCells", "cell_patches", "describe_cells", "describe_target", "grid_shape"]
 
 # Each target cell is sampled at this many pixels on its shorter side to compute its features.
 CELL_SAMPLE_PX = 16
@@ -108,11 +108,28 @@ def describe_target(target: str | os.PathLike, cols: int, rows: int | None = Non
     except PhotoError as exc:
         raise MosaicError(f"cannot read target {os.fspath(target)}: {exc}") from None
     n_rows, n_cols = grid_shape(pixels.shape[1], pixels.shape[0], cols, rows, aspect)
-    band = max(1, _PATCH_BAND_BYTES // (n_cols * patch_h * patch_w * 3))
+    features, means = describe_cells(pixels, n_rows, n_cols, grid, aspect)
+    return TargetCells(pixels, n_rows, n_cols, features, means)
+
+
+def describe_cells(pixels: np.ndarray, rows: int, cols: int, grid: int = 3,
+                   aspect: TileAspect = SQUARE) -> tuple[TileFeatures, np.ndarray]:
+    """The features and mean sRGB colours of a ``rows`` x ``cols`` grid of cells of a target image, row-major.
+
+    Parameters
+    ----------
+    pixels : ndarray of uint8, shape (H, W, 3)
+        The target, upright.
+    rows, cols : int
+        The grid, whose cells have ``aspect``; the target is centre-cropped to it (:func:`cell_patches`).
+    grid : int
+        The feature grid per side.
+    """
+    patch_h, patch_w = aspect.tile_shape(CELL_SAMPLE_PX)
+    band = max(1, _PATCH_BAND_BYTES // (cols * patch_h * patch_w * 3))
     parts, means = [], []
-    for first in range(0, n_rows, band):
-        patches = cell_patches(pixels, n_rows, n_cols, (patch_h, patch_w), (first, min(first + band, n_rows)), aspect)
+    for first in range(0, rows, band):
+        patches = cell_patches(pixels, rows, cols, (patch_h, patch_w), (first, min(first + band, rows)), aspect)
         parts.append(compute_features(patches, grid))
         means.append(np.round(patches.mean(axis=(1, 2))).astype(np.uint8))
-    features = TileFeatures(*(np.concatenate(columns) for columns in zip(*parts)))
-    return TargetCells(pixels, n_rows, n_cols, features, np.concatenate(means))
+    return TileFeatures(*(np.concatenate(columns) for columns in zip(*parts))), np.concatenate(means)

@@ -37,6 +37,8 @@ def match_cells(
     time_budget: float | None = None,
     weights: np.ndarray | None = None,
     mirrored: np.ndarray | None = None,
+    boxes: np.ndarray | None = None,
+    box_unit: int = 1,
     progress: bool = False,
 ) -> Assignment:
     """Assign a tile to every cell, honouring the reuse rule.
@@ -68,6 +70,11 @@ def match_cells(
     mirrored : ndarray, shape (N, same), optional
         The features of each tile mirrored left to right: a cell may then take a tile
         either way round, whichever matches better; either way is one use of it.
+    boxes : ndarray, shape (M, 3), optional
+        For cells of several sizes instead of a grid of ``cols``: each cell's top, left
+        and side in units of the smallest cells, ``box_unit`` of which make a grid
+        cell's side (:meth:`pipeline.layout.QuadCells.boxes`). A tile is one use whatever
+        its size, and ``min_repeat_distance`` counts grid cells.
     progress : bool
         Report progress on stderr.
 
@@ -97,7 +104,7 @@ def match_cells(
     _require_tiles(n_tiles)
     rule = rule.for_grid(n_cells, n_tiles)
     rule.check_fits(n_cells, n_tiles)
-    if rule.min_repeat_distance and not cols:
+    if rule.min_repeat_distance and not cols and boxes is None:
         raise MosaicError("`min_repeat_distance` needs the grid's `cols`")
     max_uses, min_repeat_distance, min_uses = rule.max_uses, rule.min_repeat_distance, rule.min_uses
     if mirrored is None:
@@ -133,7 +140,7 @@ def match_cells(
         # a large grid that alone often keeps every tile under the cap, and the capacitated solve is not
         # needed: at 488,601 cells it took 84 of make's 112 s of matching, and 3 of its 3.9 GB.
         spread, spread_costs = spread_repeats(chosen, costs, ranked_tiles, cols, min_repeat_distance, None, cost,
-                                              cell_keys, tile_keys, order=order)
+                                              cell_keys, tile_keys, order=order, boxes=boxes, unit=box_unit)
         if np.bincount(spread, minlength=n_tiles).max() <= max_uses:
             return _assignment(spread, spread_costs, weights, None if mirrored is None else oriented, n_tiles)
     if over_cap or under_floor:
@@ -143,7 +150,7 @@ def match_cells(
         chosen, costs = result.tiles, result.costs
     if min_repeat_distance:
         chosen, costs = spread_repeats(chosen, costs, ranked_tiles, cols, min_repeat_distance, max_uses, cost,
-                                       cell_keys, tile_keys, min_uses, order)
+                                       cell_keys, tile_keys, min_uses, order, boxes, box_unit)
     return _assignment(chosen, costs, weights, None if mirrored is None else oriented, n_tiles)
 
 

@@ -11,7 +11,8 @@ __all__ = ["spread_repeats"]
 
 def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarray, cols: int, distance: int,
                    max_uses: int | None, cost: PairCost, cell_keys: np.ndarray, tile_keys: np.ndarray,
-                   min_uses: int = 0, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   min_uses: int = 0, order: np.ndarray | None = None, boxes: np.ndarray | None = None,
+                   unit: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Re-choose, cell by cell, every cell whose tile already appears within ``distance`` cells.
 
     Parameters
@@ -22,9 +23,10 @@ def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarr
         Each cell's candidate tiles, best first: the first that is not too near and
         has uses left replaces a conflicting tile.
     cols : int
-        Cells per grid row.
+        Cells per grid row (of a plain grid: without ``boxes``).
     distance : int
-        Two uses of one tile must be more than this far apart (Chebyshev distance).
+        Two uses of one tile must be more than this many grid cells apart (Chebyshev distance,
+        between the nearest points of their cells).
     max_uses : int, optional
         Uses allowed per tile.
     cost : callable
@@ -37,6 +39,9 @@ def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarr
     order : ndarray, optional
         The order cells are visited in (default: raster order): a cell visited early
         keeps its tile, and a later one near it is re-chosen.
+    boxes : ndarray, shape (M, 3), optional
+        Cells of several sizes (a subdivided grid): each cell's top, left and side in units
+        of the smallest cells, ``unit`` of which make a grid cell's side.
 
     Returns
     -------
@@ -46,19 +51,23 @@ def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarr
         times, nor fewer than ``min_uses`` if none was before.
     """
     n_cells, n_tiles = len(chosen), len(tile_keys)
-    rows = -(-n_cells // cols)
-    placed = np.full((rows, cols), -1, np.int64)
+    if boxes is None:
+        cells = np.arange(n_cells)
+        boxes, unit = np.stack([cells // cols, cells % cols, np.ones(n_cells, np.int64)], axis=1), 1
+    reach = distance * unit
+    placed = np.full((int((boxes[:, 0] + boxes[:, 2]).max()), int((boxes[:, 1] + boxes[:, 2]).max())), -1, np.int64)
+    boxes = boxes.tolist()
     uses = np.zeros(n_tiles, np.int64)
     allowed_uses = max_uses if max_uses is not None else n_cells
     chosen, costs = chosen.copy(), costs.astype(np.float64).copy()
     planned = np.bincount(chosen, minlength=n_tiles)  # each tile's uses at the end, if no more cells change
     tree = None
     for cell in (range(n_cells) if order is None else order.tolist()):
-        r, c = divmod(cell, cols)
-        near = placed[max(0, r - distance):r + distance + 1, max(0, c - distance):c + distance + 1]
+        top, left, side = boxes[cell]
+        near = placed[max(0, top - reach):top + side + reach, max(0, left - reach):left + side + reach]
         tile = chosen[cell]
         if (uses[tile] < allowed_uses and not (near == tile).any()) or planned[tile] <= min_uses:
-            placed[r, c] = tile
+            placed[top:top + side, left:left + side] = tile
             uses[tile] += 1
             continue
         options = ranked_tiles[cell]
@@ -78,6 +87,6 @@ def spread_repeats(chosen: np.ndarray, costs: np.ndarray, ranked_tiles: np.ndarr
         chosen[cell], costs[cell] = best, cost(np.array([cell]), np.array([best]))[0]
         planned[tile] -= 1
         planned[best] += 1
-        placed[r, c] = best
+        placed[top:top + side, left:left + side] = best
         uses[best] += 1
     return chosen, costs

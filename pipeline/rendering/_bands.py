@@ -21,7 +21,7 @@ from ..video import load_source_thumbnail
 from ._compose import blend_tiles, resize_tiles, tile_canvas
 from ._correct import correct_tiles
 
-__all__ = ["BandPixels", "TileBand", "release_worker_state", "render_band"]
+__all__ = ["BandPixels", "TileBand", "cell_images", "release_worker_state", "render_band"]
 
 WORKER_CHUNK_CACHE_BYTES = 64 << 20
 WORKER_TILE_BUDGET_BYTES = 256 << 20
@@ -134,6 +134,35 @@ class TileBand:
         return levels
 
 
+def cell_images(cache_path: str, stamp: tuple, tiles: np.ndarray, tile_shape: tuple[int, int],
+                original_paths: dict[int, str] | None, flipped: np.ndarray | None, cell_rgb: np.ndarray, blend: float,
+                cell_grid: np.ndarray | None, correct: float) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The images that draw cells of ``tile_shape`` (see :func:`render_band`), and which image each cell takes.
+
+    Returns ``(images, layout, unreadable)``: ``layout`` has ``tiles``' shape and indexes ``images``.
+    """
+    store = _tile_store(cache_path, stamp, tile_shape, original_paths is not None)
+    # A tile and its mirror are two images of the band: each drawn once, however many cells use it.
+    looks = tiles if flipped is None else tiles * 2 + flipped
+    used_looks, layout = np.unique(looks, return_inverse=True)
+    layout = layout.reshape(tiles.shape)
+    used, image_of_look = (used_looks, None) if flipped is None else np.unique(used_looks // 2, return_inverse=True)
+    # Threads share the thumbnails they resize: at 100 MP, each thread loading its own took a third of the bands' time.
+    with store["lock"]:
+        images, unreadable = _resized_tiles(store, used, tile_shape, original_paths)
+    if flipped is not None:
+        images = images[image_of_look]
+        mirrored = used_looks % 2 == 1
+        images[mirrored] = images[mirrored][:, :, ::-1]
+    if correct > 0 or blend > 0:  # each cell its own copy of its tile, changed toward the cell
+        images, layout = images[layout.ravel()], np.arange(tiles.size).reshape(tiles.shape)
+    if correct > 0:
+        images = correct_tiles(images, cell_grid.reshape(tiles.size, *cell_grid.shape[-3:]), correct)
+    if blend > 0:
+        images = blend_tiles(images, cell_rgb.reshape(-1, 3), blend)
+    return images, layout, unreadable
+
+
 def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.ndarray, tile_shape: tuple[int, int],
                 blend: float, preview_shape: tuple[int, int], output_format: Format, place: BandPlace,
                 original_paths: dict[int, str] | None = None, cell_grid: np.ndarray | None = None,
@@ -164,25 +193,8 @@ def render_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cell_rgb: np.n
     flipped : ndarray of bool, shape (r, cols), optional
         Where the tile is drawn mirrored left to right.
     """
-    store = _tile_store(cache_path, stamp, tile_shape, original_paths is not None)
-    # A tile and its mirror are two images of the band: each drawn once, however many cells use it.
-    looks = tiles if flipped is None else tiles * 2 + flipped
-    used_looks, layout = np.unique(looks, return_inverse=True)
-    layout = layout.reshape(tiles.shape)
-    used, image_of_look = (used_looks, None) if flipped is None else np.unique(used_looks // 2, return_inverse=True)
-    # Threads share the thumbnails they resize: at 100 MP, each thread loading its own took a third of the bands' time.
-    with store["lock"]:
-        images, unreadable = _resized_tiles(store, used, tile_shape, original_paths)
-    if flipped is not None:
-        images = images[image_of_look]
-        mirrored = used_looks % 2 == 1
-        images[mirrored] = images[mirrored][:, :, ::-1]
-    if correct > 0 or blend > 0:  # each cell its own copy of its tile, changed toward the cell
-        images, layout = images[layout.ravel()], np.arange(tiles.size).reshape(tiles.shape)
-    if correct > 0:
-        images = correct_tiles(images, cell_grid.reshape(-1, *cell_grid.shape[2:]), correct)
-    if blend > 0:
-        images = blend_tiles(images, cell_rgb.reshape(-1, 3), blend)
+    images, layout, unreadable = cell_images(cache_path, stamp, tiles, tile_shape, original_paths, flipped,
+                                             cell_rgb, blend, cell_grid, correct)
     tile_h = tile_shape[0]
     rows = tiles.shape[0] * tile_h - place.skip_rows if place.rows is None else place.rows
     first_cell, end_cell = -(-place.skip_rows // tile_h), -(-(place.skip_rows + rows) // tile_h)

@@ -26,9 +26,11 @@ from ..errors import MosaicError
 from ..features import TileAspect
 from ..files import check_not_precious
 from ..formats import format_for, write_bands
+from ..layout import check_tile_halves
 from ..progress import Progress
 from ..record import AssignmentRecord, read_assignment
 from ._bands import BandPixels, release_worker_state, render_band
+from ._quad_bands import QuadBand, render_quad_band
 
 __all__ = ["RenderResult", "render_assignment", "render_mosaic"]
 
@@ -113,7 +115,10 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     cell_grid = record.correction_grid() if correct > 0 else None
     rows, cols = record.rows, record.cols
     output_format = format_for(out)
-    tile_h, tile_w = tile_shape = _aspect_of_matching_cache(record, cache_path).tile_shape(tile_px)
+    aspect = _aspect_of_matching_cache(record, cache_path)
+    tile_h, tile_w = tile_shape = aspect.tile_shape(tile_px)
+    if record.quad is not None:
+        check_tile_halves(aspect, tile_px, record.quad.depth)
     width, height = cols * tile_w, rows * tile_h
     output_format.check_size(width, height)
     stat = os.stat(cache_path)
@@ -126,12 +131,20 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
 
     def submit() -> Iterator[Future]:
         for first, end, place in bands:
-            tiles = record.tiles[first:end]
+            # A plain grid's arrays are by grid row; a subdivided grid's cells are in grid-row order.
+            part = slice(first, end) if record.quad is None else record.quad.band(first, end)
+            tiles = record.tiles[part]
             paths = {r: record.tile_paths[r] for r in np.unique(tiles).tolist()} if from_originals else None
-            yield client.submit(render_band, cache_path, stamp, tiles, record.cell_rgb[first:end],
-                                tile_shape, blend, preview_shape, output_format, place, paths,
-                                None if cell_grid is None else cell_grid[first:end], correct,
-                                None if record.flipped is None else record.flipped[first:end], pure=False)
+            common = (tile_shape, blend, preview_shape, output_format, place, paths,
+                      None if cell_grid is None else cell_grid[part], correct,
+                      None if record.flipped is None else record.flipped[part])
+            if record.quad is None:
+                yield client.submit(render_band, cache_path, stamp, tiles, record.cell_rgb[part], *common, pure=False)
+            else:
+                quad = record.quad
+                cells = QuadBand(first, end - first, cols, quad.level[part], quad.row[part], quad.col[part])
+                yield client.submit(render_quad_band, cache_path, stamp, tiles, cells, record.cell_rgb[part], *common,
+                                    pure=False)
 
     bar = Progress("assemble", rows, "rows of cells", enabled=progress)
     previews, unreadable = [], set()
