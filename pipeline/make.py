@@ -269,6 +269,7 @@ def make_mosaic(
     start = time.perf_counter()
     with TileCache.open(cache_path) as cache:
         tile_features, tile_paths, aspect = cache.features(), cache.paths(), cache.tile_aspect
+        thumbnail_side = cache.tile_size
         if print_size is not None:
             cols, rows, tile_px = plan_print(print_size, dpi, aspect, cols=cols, tile_px=tile_px)
         cols = or_config(cols, "make.cols")
@@ -276,6 +277,9 @@ def make_mosaic(
     n_rows, n_cols = cells.rows, cells.cols
     tile_h, tile_w = aspect.tile_shape(tile_px)
     check_output(out, n_cols * tile_w, n_rows * tile_h)  # before any work: e.g. too large for JPEG
+    if tile_px > thumbnail_side and not from_originals:
+        _stage_line(progress, f"make: tiles of {tile_px} px are larger than the cache's {thumbnail_side} px thumbnails and "
+                              "will be enlarged; --from-originals re-reads the photos for sharp tiles")
     if subdivide:
         check_tile_halves(aspect, tile_px, subdivide)
     laid = lay_out_cells(cells, aspect, levels=subdivide, share=config_get("make.subdivide-share"),

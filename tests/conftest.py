@@ -6,6 +6,7 @@ import http.server
 import logging
 import shutil
 import subprocess
+import sys
 import threading
 from importlib.resources import files
 from pathlib import Path
@@ -31,7 +32,21 @@ def demo_target() -> Path:
 @pytest.fixture
 def small_library(tmp_path: Path, demo_photos: list[Path]) -> Path:
     """A library of 120 real photos in nested folders, plus files that are not photos."""
-    root = tmp_path / "library"
+    return _small_library(tmp_path / "library", demo_photos)
+
+
+@pytest.fixture(scope="session")
+def small_cache(tmp_path_factory, demo_photos: list[Path]) -> Path:
+    """The small library indexed once by `mosaic index --tile-size 16`, for tests that only read a cache."""
+    folder = tmp_path_factory.mktemp("small-cache")
+    cache = folder / "tiles.h5"
+    mosaic = Path(sys.executable).parent / "mosaic"
+    subprocess.run([mosaic, "index", _small_library(folder / "library", demo_photos), "--cache", cache, "--tile-size",
+                    "16", "--workers", "1", "--quiet"], check=True, capture_output=True, timeout=300)
+    return cache
+
+
+def _small_library(root: Path, demo_photos: list[Path]) -> Path:
     for i, photo in enumerate(demo_photos[::6][:120]):
         folder = root / f"album{i % 3}" / ("more" if i % 2 else "")
         folder.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,8 @@ def _tiles_of(csv_path):
         return np.array([int(row["tile"]) for row in csv.DictReader(f)])
 
 
-def test_use_all_puts_every_photo_in_the_mosaic(small_library, tmp_path, demo_target):
-    cache = tmp_path / "tiles.h5"
-    assert run("index", small_library, "--cache", cache, "--tile-size", "16", "--workers", "1", "--quiet").returncode == 0
+def test_use_all_puts_every_photo_in_the_mosaic(small_cache, tmp_path, demo_target):
+    cache = small_cache
     made = run("make", demo_target, "--cache", cache, "--out", tmp_path / "all.png", "--cols", "16", "--tile-px", "8",
                "--use-all", "--workers", "1", "--quiet")
     assert made.returncode == 0, made.stderr
@@ -34,9 +33,8 @@ def test_use_all_puts_every_photo_in_the_mosaic(small_library, tmp_path, demo_ta
                           "use --cols 14 or more")
 
 
-def test_flip_mirrors_the_tiles_it_records_and_only_those(small_library, tmp_path, demo_target, client):
-    cache = tmp_path / "tiles.h5"
-    assert run("index", small_library, "--cache", cache, "--tile-size", "16", "--workers", "1", "--quiet").returncode == 0
+def test_flip_mirrors_the_tiles_it_records_and_only_those(small_cache, tmp_path, demo_target, client):
+    cache = small_cache
     made = run("make", demo_target, "--cache", cache, "--out", tmp_path / "f.png", "--cols", "24", "--tile-px", "16",
                "--flip", "--correct", "0", "--workers", "1", "--quiet")
     assert made.returncode == 0, made.stderr

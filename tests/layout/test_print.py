@@ -45,9 +45,8 @@ def test_a_grid_too_fine_for_the_paper_says_what_would_work():
     assert printed_size(7087, 4724, 300) == "60.0 x 40.0 cm at 300 dpi"
 
 
-def test_make_fills_a_print_and_the_file_and_report_say_so(small_library, tmp_path, demo_target):
-    cache = tmp_path / "tiles.h5"
-    assert run("index", small_library, "--cache", cache, "--tile-size", "16", "--workers", "1", "--quiet").returncode == 0
+def test_make_fills_a_print_and_the_file_and_report_say_so(small_cache, tmp_path, demo_target):
+    cache = small_cache
     out = tmp_path / "print.png"
     made = run("make", demo_target, "--cache", cache, "--out", out, "--print-size", "8x6cm", "--dpi", "150",
                "--cols", "10", "--workers", "1", "--quiet")

@@ -39,9 +39,8 @@ def test_auto_finds_the_face_of_a_real_portrait():
     assert levels.mean() < 0.5 and np.median(levels) < 0.3  # the rest is not all important
 
 
-def test_make_with_a_mask_gives_its_region_the_better_tiles(small_library, tmp_path, demo_target):
-    cache = tmp_path / "tiles.h5"
-    assert run("index", small_library, "--cache", cache, "--tile-size", "16", "--workers", "1", "--quiet").returncode == 0
+def test_make_with_a_mask_gives_its_region_the_better_tiles(small_cache, tmp_path, demo_target):
+    cache = small_cache
     with Image.open(demo_target) as target:
         mask = np.zeros((target.height, target.width), np.uint8)
     mask[:, : mask.shape[1] // 3] = 255  # the left third

@@ -81,10 +81,8 @@ def test_reuse_rules_hold_on_cells_of_several_sizes(rule):
                     assert max(gap_y, gap_x) >= reach, (tile, at[i], at[j])  # more than D grid cells between them
 
 
-def test_a_subdivided_record_renders_each_cell_at_its_size_and_reads_back(small_library, tmp_path, client):
-    cache_path = tmp_path / "tiles.h5"
-    assert run("index", small_library, "--cache", cache_path, "--tile-size", "16", "--workers", "1",
-               "--quiet").returncode == 0
+def test_a_subdivided_record_renders_each_cell_at_its_size_and_reads_back(small_cache, tmp_path, client):
+    cache_path = small_cache
     quad = _random_quad(5, 7, 2, 6)
     n = len(quad.level)
     with TileCache.open(cache_path) as cache:
@@ -114,9 +112,8 @@ def test_a_subdivided_record_renders_each_cell_at_its_size_and_reads_back(small_
         read_assignment(tmp_path / "broken.csv")
 
 
-def test_make_subdivides_through_the_command_line(small_library, tmp_path, demo_target):
-    cache = tmp_path / "tiles.h5"
-    assert run("index", small_library, "--cache", cache, "--tile-size", "16", "--workers", "1", "--quiet").returncode == 0
+def test_make_subdivides_through_the_command_line(small_cache, tmp_path, demo_target):
+    cache = small_cache
     made = run("make", demo_target, "--cache", cache, "--out", tmp_path / "q.jpg", "--cols", "8", "--tile-px", "16",
                "--subdivide", "2", "--unique", "--workers", "1", "--quiet")
     assert made.returncode == 0, made.stderr
