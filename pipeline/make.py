@@ -271,7 +271,7 @@ def make_mosaic(
         tile_features, tile_paths, aspect = cache.features(), cache.paths(), cache.tile_aspect
         thumbnail_side = cache.tile_size
         if print_size is not None:
-            cols, rows, tile_px = plan_print(print_size, dpi, aspect, cols=cols, tile_px=tile_px)
+            cols, rows, tile_px = plan_print(print_size, dpi, aspect, cols=cols, tile_px=tile_px, halves=subdivide)
         cols = or_config(cols, "make.cols")
         cells = describe_target(target, cols, rows, cache.grid, aspect)
     n_rows, n_cols = cells.rows, cells.cols

@@ -63,7 +63,7 @@ def _widest_tile(aspect: TileAspect, most_width: float) -> int:
 
 
 def plan_print(size: PrintSize, dpi: float, aspect: TileAspect, *, cols: int | None = None,
-               tile_px: int | None = None) -> PrintPlan:
+               tile_px: int | None = None, halves: int = 0) -> PrintPlan:
     """The grid and tile size that fill ``size`` at ``dpi`` with tiles of ``aspect``.
 
     Give ``cols`` (the tile size follows: the widest tile that fits) or ``tile_px``
@@ -71,7 +71,9 @@ def plan_print(size: PrintSize, dpi: float, aspect: TileAspect, *, cols: int | N
     tiles can. With ``cols`` the tiles are the widest whole-pixel tiles that fit
     (unless so few columns would make one row taller than the paper); with
     ``tile_px``, the mosaic is less than a tile narrower than the paper. Either
-    way it is at most half a tile shorter or taller.
+    way it is at most half a tile shorter or taller. ``halves``: with ``cols``, the
+    tiles chosen also halve this many times into whole pixels (for a subdivided grid),
+    and as many columns as then fit are used (at least ``cols``), so the paper is still filled.
 
     Raises
     ------
@@ -87,13 +89,15 @@ def plan_print(size: PrintSize, dpi: float, aspect: TileAspect, *, cols: int | N
         # The widest tile that fits `cols` across, but no taller than the paper: one row at least must fit.
         tallest = height * min(aspect) // aspect.height if aspect.width >= aspect.height else height
         tile_px = min(_widest_tile(aspect, width / cols), tallest)
-        while tile_px > 1 and aspect.tile_shape(tile_px)[0] > height:
+        unit = 1 << halves
+        while tile_px > 1 and (aspect.tile_shape(tile_px)[0] > height
+                               or any(side % unit for side in aspect.tile_shape(tile_px))):
             tile_px -= 1
         if tile_px < 1:
             raise MosaicError(f"{size} at {dpi:g} dpi is {width} px across: {cols} `cols` would be under a pixel "
                               f"each; use at most {width // aspect.tile_shape(1)[1]} `cols`, or a higher `dpi`")
     tile_h, tile_w = aspect.tile_shape(tile_px)
-    cols = cols or width // tile_w
+    cols = max(cols or 0, width // tile_w) if halves or not cols else cols
     if cols < 1:
         raise MosaicError(f"{size} at {dpi:g} dpi is {width} px across, less than one tile of {tile_w} px; "
                           "use a smaller `tile_px`")

@@ -32,6 +32,14 @@ def test_the_grid_fills_the_paper_to_within_a_tile(aspect, cols):
     assert by_tile.tile_px == plan.tile_px and by_tile.cols >= cols and (by_tile.cols + 1) * tile_w > width
 
 
+def test_a_subdivided_grid_gets_tiles_that_halve():
+    aspect = TileAspect(3, 2)
+    plan = plan_print(PrintSize(30, 20, "cm"), 150, aspect, cols=40, halves=2)  # 1772 x 1181 px
+    # 44 x 29 px tiles would fit 40 across, but halve into 11 x 7.25: 36 x 24 do, and 49 of them fill the paper.
+    assert plan == (49, 49, 24)
+    assert plan_print(PrintSize(30, 20, "cm"), 150, aspect, cols=40) == (40, 41, 29)
+
+
 def test_a_row_of_few_tiles_is_no_taller_than_the_paper():
     plan = plan_print(PrintSize(60, 40, "cm"), 300, TileAspect(2, 3), cols=1)
     assert plan.rows == 1 and TileAspect(2, 3).tile_shape(plan.tile_px)[0] <= 4724
