@@ -217,9 +217,10 @@ def _parser() -> argparse.ArgumentParser:
     floor = make.add_mutually_exclusive_group()
     floor.add_argument("--use-all", action="store_true",
                        help="every photo in the cache at least once (an event mosaic: every guest's photo appears), "
-                            "at the least total colour distance; the grid needs a cell for each")
+                            "at as little total colour distance as the capped assignment finds; the grid needs a cell "
+                            "for each")
     floor.add_argument("--uses-each", type=_uses_each, metavar="MIN:MAX",
-                       help="every photo between MIN and MAX times (MIN: for no cap), at the least total colour distance")
+                       help="every photo between MIN and MAX times (MIN: for no cap), as --use-all")
     make.add_argument("--priority", metavar="MASK|auto",
                       help="give the important regions the better tiles when tiles are scarce (with a cap, --unique or "
                            "--use-all): a grey mask of the target's shape, white most important, or auto (faces and "

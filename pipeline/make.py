@@ -199,7 +199,8 @@ def make_mosaic(
         How often one tile may be used and how near to itself (default:
         :meth:`ReuseRule.from_config`; ``ReuseRule.unique()``: each tile at most
         once, near-optimal: proven within 1 % of the least total cost;
-        ``min_uses=1``: every tile at least once, likewise).
+        ``min_uses=1``: every tile at least once, by the same search, which on large
+        grids stops on a stall rather than a proof).
     blend : float
         0..1: pull each tile toward its cell's colour (alpha overlay); 0 leaves tiles as they are.
     correct : float, optional
