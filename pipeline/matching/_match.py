@@ -93,7 +93,7 @@ def match_cells(
     the total cost by column generation on a sparse graph, stopping when it is
     proven within 1 % of the optimum, when a round gains under 0.02 %, or before
     a round that would end past ``time_budget`` (see :mod:`pipeline.matching._assign`).
-    ``min_repeat_distance`` then repairs, in raster order, any cell whose tile
+    ``min_repeat_distance`` then repairs, in raster order (with weights, heaviest first), any cell whose tile
     already appears too near, with its best-scoring tile that does not (a tile at its floor
     keeps its place: the floor is kept before the distance). With both, the
     repair runs first on the uncapped choice: if it leaves every tile within the cap,
