@@ -93,18 +93,14 @@ def _tile_aspect(text: str) -> TileAspect:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
-    return value
-
-
-def _at_least_one(text: str) -> float:
-    value = float(text)
-    if not value >= 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _float_from(lowest: float, *, above: bool = False):
+    """A parser of numbers of at least ``lowest`` (``above``: more than it), as :func:`_int_at_least`."""
+    def parse(text: str) -> float:
+        value = float(text)
+        if not (value > lowest if above else value >= lowest):
+            raise argparse.ArgumentTypeError(f"must be {'above' if above else 'at least'} {lowest:g}, got {value}")
+        return value
+    return parse
 
 
 def _print_size(text: str) -> PrintSize:
@@ -146,7 +142,7 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
                              f"(make's default: mosaic.make.correct, {config_get('make.correct')}; render's: the record's)")
     parser.add_argument("--from-originals", action="store_true",
                         help="re-read the original photos for the tiles: sharp tiles larger than the cached thumbnails")
-    parser.add_argument("--dpi", type=_positive_float, metavar="N",
+    parser.add_argument("--dpi", type=_float_from(0, above=True), metavar="N",
                         help="print resolution written into JPEG, PNG and TIFF outputs and stated in the report (make's "
                              f"default: mosaic.make.dpi, {config_get('make.dpi')}, with --print-size, else none; render's: "
                              "the record's)")
@@ -225,7 +221,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="give the important regions the better tiles when tiles are scarce (with a cap, --unique or "
                            "--use-all): a grey mask of the target's shape, white most important, or auto (faces and "
                            "salient regions); the summary states the colour distance inside and outside them")
-    make.add_argument("--priority-strength", type=_at_least_one, metavar="S",
+    make.add_argument("--priority-strength", type=_float_from(1), metavar="S",
                       help="a fully important cell counts its colour error S times, against 1 for the rest (default: "
                            f"mosaic.make.priority-strength, {config_get('make.priority-strength')})")
     make.add_argument("--subdivide", type=_non_negative_int, default=0, metavar="LEVELS",

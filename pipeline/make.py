@@ -17,7 +17,7 @@ from .config import config_get, or_config
 from .errors import MosaicError
 from .files import check_not_precious, check_writable, replaced_atomically
 from .formats import check_output
-from .layout import PrintSize, cell_weights, check_tile_halves, lay_out_cells, plan_print, printed_size
+from .layout import PrintSize, cell_weights, check_tile_halves, lay_out_cells, paper_size, plan_print, printed_size
 from .coverage import colour_coverage
 from .features import matching_vectors, mirror_grids
 from .matching import ReuseRule, grid_cost, match_cells
@@ -80,7 +80,7 @@ class MosaicSummary:
             f"(CIE76, RMS over each cell's {self.grid}x{self.grid} blocks); {stages}\n"
             + (f"priority {self.priority}: colour distance mean {self.priority_distances[0]:.1f} in the priority regions, "
                f"{self.priority_distances[1]:.1f} elsewhere\n" if self.priority_distances else "")
-            + (f"prints at {self.printed}, each tile {printed_size(tile_w, tile_h, self.dpi, self.print_unit).split(' at ')[0]}\n" if self.dpi else "") +
+            + (f"prints at {self.printed}, each tile {paper_size(tile_w, tile_h, self.dpi, self.print_unit)}\n" if self.dpi else "") +
             f"assignment: {self.assignment_csv}; match quality: {self.quality}" + (f"\nreport: {self.report}" if self.report else "")
         )
 

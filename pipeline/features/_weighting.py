@@ -36,7 +36,6 @@ def matching_vectors(grid_lab: np.ndarray, luminance_weight: float = 1.0) -> np.
     return vectors
 
 
-
 def mirror_grids(grid_lab: np.ndarray) -> np.ndarray:
     """(N, grid, grid, 3) block means of tiles -> those of the tiles mirrored left to right (a view).
 

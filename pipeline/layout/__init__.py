@@ -8,9 +8,9 @@ smaller ones, as :class:`QuadCells` (:mod:`._quadtree`); :func:`lay_out_cells`
 puts these together into the cells matching takes (:mod:`._cells`).
 """
 from ._cells import LaidOutCells, lay_out_cells
-from ._print import PrintPlan, PrintSize, plan_print, printed_size
+from ._print import PrintPlan, PrintSize, paper_size, plan_print, printed_size
 from ._priority import AUTO, PriorityMap, auto_priority, cell_levels, cell_weights, priority_map
 from ._quadtree import QuadCells, check_tile_halves, split_detail, subdivide
 
 __all__ = ["AUTO", "LaidOutCells", "PrintPlan", "PrintSize", "PriorityMap", "QuadCells", "auto_priority", "cell_levels", "cell_weights", "check_tile_halves", "lay_out_cells",
-           "plan_print", "priority_map", "printed_size", "split_detail", "subdivide"]
+           "paper_size", "plan_print", "priority_map", "printed_size", "split_detail", "subdivide"]

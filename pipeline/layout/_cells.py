@@ -52,14 +52,14 @@ def lay_out_cells(cells: TargetCells, aspect, *, levels: int = 0, share: float =
     grid = features.grid_lab.shape[1]
     found = priority_map(priority, cells.pixels) if priority is not None else None
     if not levels:
-        weights = None if found is None else cell_levels(found, cells.rows, cells.cols, aspect)
-        return LaidOutCells(features.grid_lab, features.mean_lab, cells.mean_rgb, None, weights,
+        priority_levels = None if found is None else cell_levels(found, cells.rows, cells.cols, aspect)
+        return LaidOutCells(features.grid_lab, features.mean_lab, cells.mean_rgb, None, priority_levels,
                             found.source if found else "")
     per_level = [(features, cells.mean_rgb)]
     for level in range(1, levels + 1):
         per_level.append(describe_cells(cells.pixels, cells.rows << level, cells.cols << level, grid, aspect))
     quad = subdivide([f.grid_lab for f, _ in per_level], cells.rows, cells.cols, share, min_detail)
-    weights = None if found is None else _gather(quad, [cell_levels(found, cells.rows << level, cells.cols << level, aspect)
-                                                        for level in range(levels + 1)])
+    priority_levels = None if found is None else _gather(quad, [
+        cell_levels(found, cells.rows << level, cells.cols << level, aspect) for level in range(levels + 1)])
     return LaidOutCells(_gather(quad, [f.grid_lab for f, _ in per_level]), _gather(quad, [f.mean_lab for f, _ in per_level]),
-                        _gather(quad, [rgb for _, rgb in per_level]), quad, weights, found.source if found else "")
+                        _gather(quad, [rgb for _, rgb in per_level]), quad, priority_levels, found.source if found else "")

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from ..errors import MosaicError
 from ..features import TileAspect
 
-__all__ = ["PrintPlan", "PrintSize", "plan_print", "printed_size"]
+__all__ = ["PrintPlan", "PrintSize", "paper_size", "plan_print", "printed_size"]
 
 _PER_INCH = {"in": 1.0, "cm": 2.54, "mm": 25.4}
 
@@ -97,14 +97,20 @@ def plan_print(size: PrintSize, dpi: float, aspect: TileAspect, *, cols: int | N
             raise MosaicError(f"{size} at {dpi:g} dpi is {width} px across: {cols} `cols` would be under a pixel "
                               f"each; use at most {width // aspect.tile_shape(1)[1]} `cols`, or a higher `dpi`")
     tile_h, tile_w = aspect.tile_shape(tile_px)
-    cols = max(cols or 0, width // tile_w) if halves or not cols else cols
+    if cols is None or halves:  # as many columns as fit (with `halves`, at least those asked for)
+        cols = max(cols or 0, width // tile_w)
     if cols < 1:
         raise MosaicError(f"{size} at {dpi:g} dpi is {width} px across, less than one tile of {tile_w} px; "
                           "use a smaller `tile_px`")
     return PrintPlan(cols, max(1, round(height / tile_h)), tile_px)
 
 
-def printed_size(width_px: int, height_px: int, dpi: float, unit: str = "cm") -> str:
-    """What ``width_px`` x ``height_px`` measures on paper at ``dpi``: ``"59.9 x 40.0 cm at 300 dpi"``."""
+def paper_size(width_px: int, height_px: int, dpi: float, unit: str = "cm") -> str:
+    """What ``width_px`` x ``height_px`` measures on paper at ``dpi``: ``"59.9 x 40.0 cm"``."""
     per_inch = _PER_INCH[unit]
-    return f"{width_px / dpi * per_inch:.1f} x {height_px / dpi * per_inch:.1f} {unit} at {dpi:g} dpi"
+    return f"{width_px / dpi * per_inch:.1f} x {height_px / dpi * per_inch:.1f} {unit}"
+
+
+def printed_size(width_px: int, height_px: int, dpi: float, unit: str = "cm") -> str:
+    """:func:`paper_size` with its resolution: ``"59.9 x 40.0 cm at 300 dpi"``."""
+    return f"{paper_size(width_px, height_px, dpi, unit)} at {dpi:g} dpi"

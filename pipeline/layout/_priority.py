@@ -51,10 +51,11 @@ def auto_priority(pixels: np.ndarray) -> PriorityMap:
     grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
     least = max(16, min(small.shape[:2]) // 20)
     faces = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(least, least))
-    for x, y, w, h in np.asarray(faces, dtype=np.int64).reshape(-1, 4).tolist():
+    boxes = np.asarray(faces, dtype=np.int64).reshape(-1, 4).tolist()  # () when none are found
+    for x, y, w, h in boxes:
         dx, dy = round(w * _FACE_MARGIN), round(h * _FACE_MARGIN)
         levels[max(0, y - dy):y + h + dy, max(0, x - dx):x + w + dx] = 1.0
-    count = len(np.asarray(faces).reshape(-1, 4))
+    count = len(boxes)
     return PriorityMap(levels, f"auto: {count} face{'s' if count != 1 else ''} and saliency")
 
 

@@ -62,10 +62,10 @@ class QuadCells(NamedTuple):
         """(n,) the grid row each cell lies in."""
         return np.right_shift(self.row.astype(np.int64), self.level.astype(np.int64))
 
-    def band(self, first: int, end: int) -> slice:
-        """The cells in grid rows ``first .. end - 1``: a slice, as cells are ordered by grid row."""
-        grid_row = self.grid_row()
-        return slice(int(np.searchsorted(grid_row, first)), int(np.searchsorted(grid_row, end)))
+    def row_starts(self) -> np.ndarray:
+        """(rows + 1,) the index of each grid row's first cell: grid rows ``a .. b - 1`` are cells
+        ``starts[a]:starts[b]``, as cells are ordered by grid row."""
+        return np.searchsorted(self.grid_row(), np.arange(self.rows + 1))
 
     def paint(self, values: np.ndarray) -> np.ndarray:
         """(rows << depth, cols << depth, ...) each cell's value over the smallest cells it covers."""

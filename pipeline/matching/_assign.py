@@ -133,14 +133,15 @@ def _solve_on_graph(graph: _Graph, n_cells: int, max_uses: int, min_uses: int = 
     return chosen
 
 
-def _tile_prices(graph: _Graph, chosen: np.ndarray, full: np.ndarray, at_floor: np.ndarray | None = None) -> np.ndarray:
+def _tile_prices(graph: _Graph, chosen: np.ndarray, full: np.ndarray, at_floor: np.ndarray) -> np.ndarray:
     """Dual prices of the tiles for a matching that is optimal on ``graph``.
 
     A tile with spare capacity costs 0. A full tile ``t`` costs the cheapest way to
     move one of its cells ``i`` to another tile ``t'`` of the graph:
     ``min cost(i, t') - cost(i, t) + price(t')``; Bellman-Ford, vectorised over edges.
     A tile held at its floor of uses (``at_floor``) costs that too where it is below 0:
-    a negative price, what the floor is worth, draws cells to it.
+    a negative price, what the floor is worth, draws cells to it (without a floor, the
+    tiles "at" it are the unused ones, which have no cells to move).
     Each pass relaxes only the edges into tiles whose price fell in the pass before:
     at 100,000 cells x 1,000,000 tiles it takes 86 passes, most of them touching a
     few thousand tiles of 8 million edges.
@@ -157,7 +158,7 @@ def _tile_prices(graph: _Graph, chosen: np.ndarray, full: np.ndarray, at_floor: 
     away = ~own
     source = chosen[cells[away]]
     target, step = tiles[away], graph.costs[away] - own_cost[cells[away]]
-    keep = full[source] if at_floor is None else (full | at_floor)[source]
+    keep = (full | at_floor)[source]
     source, target, step = source[keep], target[keep], step[keep]
     by_target = np.argsort(target, kind="stable")
     sorted_targets = target[by_target]
@@ -262,7 +263,8 @@ def greedy_assignment(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: in
 
 
 def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: int, cost: PairCost | None = None, *,
-                       min_uses: int = 0, mirror_keys: np.ndarray | None = None, neighbours: int = 32, gap: float = 0.0, max_rounds: int = 100, time_budget: float | None = None,
+                       min_uses: int = 0, mirror_keys: np.ndarray | None = None, neighbours: int = 32, gap: float = 0.0,
+                       max_rounds: int = 100, time_budget: float | None = None,
                        client: Client | None = None, log: Callable[[str], None] | None = None) -> CapacitatedAssignment:
     """Assign every cell a tile, no tile more than ``max_uses`` times, at least total cost.
 
@@ -324,7 +326,7 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
         chosen = _solve_on_graph(graph, n_cells, max_uses, min_uses)
         uses = np.bincount(chosen, minlength=n_tiles)
         full = uses >= max_uses
-        prices = _tile_prices(graph, chosen, full, uses <= min_uses if min_uses else None)
+        prices = _tile_prices(graph, chosen, full, uses <= min_uses)
         own = cost(np.arange(n_cells), chosen)
         total = float(own.sum())
         # Searches stay shallow while they find violations; only a round that finds none

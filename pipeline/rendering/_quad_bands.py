@@ -1,6 +1,8 @@
 """Stage 3's band tasks for a subdivided grid: cells of several sizes drawn into one band, then encoded."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from PIL import Image
 
@@ -10,12 +12,15 @@ from ._bands import BandPixels, cell_images
 __all__ = ["QuadBand", "render_quad_band"]
 
 
-class QuadBand:
+class QuadBand(NamedTuple):
     """One band's cells of a subdivided grid: grid rows ``first .. first + rows`` of ``cols`` cells."""
 
-    def __init__(self, first: int, rows: int, cols: int, level: np.ndarray, row: np.ndarray, col: np.ndarray) -> None:
-        self.first, self.rows, self.cols = first, rows, cols
-        self.level, self.row, self.col = level, row, col
+    first: int
+    rows: int
+    cols: int
+    level: np.ndarray  # each cell's, as in QuadCells
+    row: np.ndarray
+    col: np.ndarray
 
 
 def render_quad_band(cache_path: str, stamp: tuple, tiles: np.ndarray, cells: QuadBand, cell_rgb: np.ndarray,

@@ -129,10 +129,12 @@ def render_assignment(record: AssignmentRecord, cache_path: str | os.PathLike, o
     preview_w = max(1, min(tile_w, preview_width // cols))
     preview_shape = (max(1, min(tile_h, round(preview_w * tile_h / tile_w))), preview_w)
 
+    # A plain grid's arrays are by grid row; a subdivided grid's cells are in grid-row order.
+    starts = np.arange(rows + 1) if record.quad is None else record.quad.row_starts()
+
     def submit() -> Iterator[Future]:
         for first, end, place in bands:
-            # A plain grid's arrays are by grid row; a subdivided grid's cells are in grid-row order.
-            part = slice(first, end) if record.quad is None else record.quad.band(first, end)
+            part = slice(int(starts[first]), int(starts[end]))
             tiles = record.tiles[part]
             paths = {r: record.tile_paths[r] for r in np.unique(tiles).tolist()} if from_originals else None
             common = (tile_shape, blend, preview_shape, output_format, place, paths,
