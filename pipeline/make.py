@@ -115,10 +115,12 @@ def _write_quality(path: str, summary: "MosaicSummary", tiles: np.ndarray, rule:
         "distinct_tiles": summary.distinct_tiles, "most_uses": summary.most_uses,
     }
     if summary.priority_distances:
-        quality["priority"] = {"source": summary.priority, "mean_distance_inside": summary.priority_distances[0],
-                               "mean_distance_outside": summary.priority_distances[1]}
+        # A region with no cells (a mask dark everywhere) has no mean: null, as JSON has no NaN.
+        inside, outside = (None if math.isnan(d) else d for d in summary.priority_distances)
+        quality["priority"] = {"source": summary.priority, "mean_distance_inside": inside,
+                               "mean_distance_outside": outside}
     with replaced_atomically(path, binary=False) as file:
-        json.dump(quality, file, indent=1)
+        json.dump(quality, file, indent=1, allow_nan=False)
     return path
 
 

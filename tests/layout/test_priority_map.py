@@ -55,3 +55,9 @@ def test_make_with_a_mask_gives_its_region_the_better_tiles(small_cache, tmp_pat
         inside[strength] = json.load(open(tmp_path / f"m{strength}.match.json"))["priority"]
     assert inside["6"]["mean_distance_inside"] < inside["1"]["mean_distance_inside"]
     assert inside["6"]["mean_distance_outside"] >= inside["1"]["mean_distance_outside"] - 1e-3
+    Image.fromarray(mask // 4).save(tmp_path / "dim.png")  # no cell reaches priority 0.5: no inside to average
+    made = run("make", demo_target, "--cache", cache, "--out", tmp_path / "dim.png.jpg", "--cols", "13", "--tile-px", "8",
+               "--unique", "--priority", tmp_path / "dim.png", "--workers", "1", "--quiet")
+    assert made.returncode == 0, made.stderr
+    dim = json.loads((tmp_path / "dim.png.match.json").read_text(), parse_constant=pytest.fail)  # strict JSON: no NaN
+    assert dim["priority"]["mean_distance_inside"] is None and dim["priority"]["mean_distance_outside"] > 0
