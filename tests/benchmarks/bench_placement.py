@@ -32,6 +32,7 @@ from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
+from bench_fidelity import TILE_PX, prepared_target
 from pipeline import ReuseRule, TileCache, make_mosaic
 from pipeline.cluster import open_cluster
 from pipeline.features import SQUARE
@@ -39,16 +40,12 @@ from pipeline.layout import PrintSize, auto_priority, cell_levels, plan_print, p
 from pipeline.record import read_assignment
 from pipeline.target import grid_shape
 
-TILE_PX = 32
 SAMPLES = 4
 
 
 def prepared(path: str, cols: int, work: str) -> tuple[str, Image.Image, int]:
-    """The target resized to ``cols`` whole 32 px cells across and whole rows down, saved; its path, image and rows."""
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        rows = max(1, round(image.height * cols / image.width))
-        image = image.resize((cols * TILE_PX, rows * TILE_PX), Image.Resampling.LANCZOS)
+    """``bench_fidelity``'s prepared target (``cols`` whole 32 px cells across), saved; its path, image and rows."""
+    image, rows = prepared_target(path, cols)
     out = os.path.join(work, os.path.splitext(os.path.basename(path))[0] + f".{cols}.png")
     image.save(out)
     return out, image, rows
