@@ -51,6 +51,7 @@ class MosaicSummary:
     priority: str = ""  # where the cells' priority came from, if any
     priority_distances: tuple[float, float] | None = None  # mean distance in cells of priority >= 0.5, and elsewhere
     cell_sizes: dict[int, int] = field(default_factory=dict)  # a subdivided grid's cells by tile width, px
+    proven_gap: float | None = None  # a capped assignment's total matching cost is at most this fraction above the least
 
     @property
     def printed(self) -> str:
@@ -78,11 +79,18 @@ class MosaicSummary:
             f"{self.distinct_tiles} distinct tiles of {self.tiles_in_cache} (most uses of one: {self.most_uses}); "
             f"colour distance mean {self.mean_distance:.1f}, 95th percentile {self.p95_distance:.1f} "
             f"(CIE76, RMS over each cell's {self.grid}x{self.grid} blocks); {stages}\n"
+            + (f"capped assignment: {_gap_words(self.proven_gap)}\n" if self.proven_gap is not None else "")
             + (f"priority {self.priority}: colour distance mean {self.priority_distances[0]:.1f} in the priority regions, "
                f"{self.priority_distances[1]:.1f} elsewhere\n" if self.priority_distances else "")
             + (f"prints at {self.printed}, each tile {paper_size(tile_w, tile_h, self.dpi, self.print_unit)}\n" if self.dpi else "") +
             f"assignment: {self.assignment_csv}; match quality: {self.quality}" + (f"\nreport: {self.report}" if self.report else "")
         )
+
+
+def _gap_words(gap: float) -> str:
+    if math.isinf(gap):
+        return "no lower bound proven in the time budget (mosaic.make.time-budget)"
+    return f"total matching cost proven within {100 * gap:.2f} % of the least possible"
 
 
 def _flat(grid: np.ndarray) -> np.ndarray:
@@ -113,6 +121,7 @@ def _write_quality(path: str, summary: "MosaicSummary", tiles: np.ndarray, rule:
         "mean_distance": summary.mean_distance, "p95_distance": summary.p95_distance,
         "distance": f"root mean square CIE76 over the {summary.grid}x{summary.grid} CIELAB grid blocks of cell and tile",
         "distinct_tiles": summary.distinct_tiles, "most_uses": summary.most_uses,
+        "proven_gap": None if summary.proven_gap is None or math.isinf(summary.proven_gap) else summary.proven_gap,
     }
     if summary.priority_distances:
         # A region with no cells (a mask dark everywhere) has no mean: null, as JSON has no NaN.
@@ -350,6 +359,7 @@ def make_mosaic(
         priority=laid.priority_source,
         priority_distances=None if laid.priority is None else _inside_and_out(assignment.distances, laid.priority),
         cell_sizes=_cell_sizes(quad, (tile_h, tile_w)),
+        proven_gap=assignment.gap,
     )
     summary.quality = _write_quality(os.path.splitext(out)[0] + ".match.json", summary, assignment.tiles, rule)
     if rendered.fallbacks:

@@ -19,11 +19,16 @@ __all__ = ["Assignment", "match_cells"]
 
 
 class Assignment(NamedTuple):
-    """The tile chosen for each cell (row-major), its cost (CIE76 colour distance) and whether it is mirrored."""
+    """The tile chosen for each cell (row-major), its cost (CIE76 colour distance) and whether it is mirrored.
+
+    ``gap``: where a capped assignment chose the tiles, how far above the least possible total
+    matching cost theirs can be at most, as a fraction (proven: see :func:`assign_capacitated`).
+    """
 
     tiles: np.ndarray  # (M,) int64 tile rows in the cache
     distances: np.ndarray  # (M,) float32
     flipped: np.ndarray | None = None  # (M,) bool, with mirrored tiles allowed: the tile is used mirrored
+    gap: float | None = None
 
 
 def match_cells(
@@ -91,8 +96,9 @@ def match_cells(
     alone, its exact nearest. With a cap (the rule's ``max_uses``), or a floor (``min_uses``)
     that the nearest choice leaves some tile under, the assignment minimises
     the total cost by column generation on a sparse graph, stopping when it is
-    proven within 1 % of the optimum, when a round gains under 0.02 %, or before
-    a round that would end past ``time_budget`` (see :mod:`pipeline.matching._assign`).
+    proven within ``mosaic.make.gap`` (1 %) of the optimum, or before a round that
+    would end past ``time_budget`` (see :mod:`pipeline.matching._assign`); the
+    result's ``gap`` says how near it was proven.
     ``min_repeat_distance`` then repairs, in raster order (with weights, heaviest first), any cell whose tile
     already appears too near, with its best-scoring tile that does not (a tile at its floor
     keeps its place: the floor is kept before the distance). With both, the
@@ -143,15 +149,18 @@ def match_cells(
                                               cell_keys, tile_keys, order=order, boxes=boxes, unit=box_unit)
         if np.bincount(spread, minlength=n_tiles).max() <= max_uses:
             return _assignment(spread, spread_costs, weights, None if mirrored is None else oriented, n_tiles)
+    gap = None
     if over_cap or under_floor:
         result = assign_capacitated(cell_keys, tile_keys, n_cells if max_uses is None else max_uses, cost,
-                                    min_uses=min_uses, mirror_keys=mirror_keys, neighbours=2 * candidates, gap=0.01,
+                                    min_uses=min_uses, mirror_keys=mirror_keys, neighbours=2 * candidates,
+                                    gap=or_config(None, "make.gap"),
                                     time_budget=or_config(time_budget, "make.time-budget"), client=client)
-        chosen, costs = result.tiles, result.costs
+        chosen, costs, gap = result.tiles, result.costs, result.gap
     if min_repeat_distance:
         chosen, costs = spread_repeats(chosen, costs, ranked_tiles, cols, min_repeat_distance, max_uses, cost,
                                        cell_keys, tile_keys, min_uses, order, boxes, box_unit)
-    return _assignment(chosen, costs, weights, None if mirrored is None else oriented, n_tiles)
+        gap = None  # the repair moved cells off the proven assignment
+    return _assignment(chosen, costs, weights, None if mirrored is None else oriented, n_tiles)._replace(gap=gap)
 
 
 def _weighted(cost: PairCost, weights: np.ndarray) -> PairCost:

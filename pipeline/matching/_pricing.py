@@ -1,14 +1,23 @@
 """Price-out for the capped assignment: edges that undercut the tile prices, searched in the whole library.
 
-Tiles are grouped by price level, a KD-tree per group, and the groups are
-independent: on a Dask client each is a task (the cells, tiles and pair cost are
-scattered to the workers once per assignment, and every task builds its own tree,
-as pykdtree trees cannot be pickled); without one, threads overlap one group's
-numpy work with another's KD-tree queries.
+Tiles at price 0 (uses to spare) are almost the whole library and the same
+tiles from one round to the next, so they are searched in **one static KD-tree
+over all tiles**, built once per run in each process that searches it (a worker
+keeps it across rounds, :func:`_static_tree`) and queried a block of cells per
+task; the priced tiles it returns are skipped, as each priced tile is searched
+in its own, small tree of this round: the priced tiles banded by price, each band
+a tree with the price as one more coordinate, so near *and* cheap tiles come first.
+
+Per round only the prices of the priced tiles and each cell's current cost move
+to the workers; the cells, tiles and pair cost are scattered once per run.
+Without a client, threads overlap one task's numpy work with another's queries.
 """
 from __future__ import annotations
 
 import os
+import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -19,8 +28,13 @@ from pykdtree.kdtree import KDTree
 from ._scoring import PairCost
 from ._transport import _kd_query
 
-_PRICE_LEVELS = 8  # KD-trees over full tiles, one per band of price
+_PRICE_LEVELS = 32  # KD-trees over priced tiles, one per band of price, in a certifying search
+_ROUGH_LEVELS = 2  # and in a shallow one, which only looks for edges to add
 _TOLERANCE = 1e-4
+_CELL_BLOCK = 1 << 14  # cells a task searches at once: their candidates stay under ~300 MB at the deepest search
+
+_STATIC_TREES: dict[str, KDTree] = {}  # this process's static trees, by run
+_STATIC_LOCK = threading.Lock()
 
 
 class _Pricing(NamedTuple):
@@ -30,89 +44,198 @@ class _Pricing(NamedTuple):
     certified: bool  # every cell's search covered the whole library
 
 
-class _GroupPricing(NamedTuple):
-    cells: list[np.ndarray]  # violating edges found, in pieces
-    tiles: list[np.ndarray]
-    gains: list[np.ndarray]
-    best: np.ndarray  # each cell's lowest cost + price over the group (or a bound on it)
+class _Found(NamedTuple):
+    """One task's search: the violating edges it found, and a bound for each of its cells."""
+
+    cells: np.ndarray  # the cells searched
+    best: np.ndarray  # their lowest cost + price over the tiles searched (or a bound on it)
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray]  # violating (cells, tiles, gain)
     certified: bool
+    unsettled: np.ndarray  # positions in ``cells`` whose search stopped at ``max_k`` before it could settle them
 
 
-def _price_group(members: np.ndarray, cell_keys: np.ndarray, queries: np.ndarray, tile_keys: np.ndarray,
-                 cost: PairCost, mirror_keys: np.ndarray | None, prices: np.ndarray, u: np.ndarray, k: int, max_k: int,
-                 eps: float) -> _GroupPricing:
-    """:func:`_price_out` over one group of tiles (one KD-tree); ``queries`` are the cells' lifted keys.
+class _Depth(NamedTuple):
+    """How a search goes: ``k`` results first, four times more for cells still open, up to ``max_k``."""
 
-    With ``mirror_keys`` (tiles that may be used mirrored, the cost the better way round) the tree
-    holds every member twice, once each way: a tile neither of whose points is returned is no
-    nearer either way round than the last one returned.
+    k: int
+    max_k: int
+    eps: float  # approximate searches: nothing left out is nearer than the last returned / (1 + eps)
+    tolerance: float  # an edge must undercut a cell's cost by more than this to count
+    deadline: float | None = None  # time.time() after which no search goes deeper (its bound stays valid)
+
+
+class _Searched(NamedTuple):
+    """What a search looks in: a KD-tree over ``members`` (each ``ways`` times), at a floor of price."""
+
+    tree: KDTree
+    members: np.ndarray | None  # None: every tile
+    n_members: int
+    prices: np.ndarray | None  # the members' prices; None: all 0
+    floor: float  # no member costs less than this
+    skip: np.ndarray | None  # sorted tiles searched elsewhere
+
+
+def _static_tree(run: str, tile_keys: np.ndarray, mirror_keys: np.ndarray | None) -> KDTree:
+    """The KD-tree over every tile (each way round), built once per run and process."""
+    with _STATIC_LOCK:
+        tree = _STATIC_TREES.get(run)
+        if tree is None:
+            points = tile_keys if mirror_keys is None else np.vstack([tile_keys, mirror_keys])
+            tree = _STATIC_TREES[run] = KDTree(np.ascontiguousarray(points, dtype=np.float32))
+    return tree
+
+
+def _drop_static_tree(run: str) -> None:
+    with _STATIC_LOCK:
+        _STATIC_TREES.pop(run, None)
+        _FREE_TREES.pop(run, None)
+
+
+def _search(searched: _Searched, cells: np.ndarray, queries: np.ndarray, cell_keys: np.ndarray, ways: list[np.ndarray],
+            cost: PairCost, u: np.ndarray, depth: _Depth) -> _Found:
+    """Edges with ``cost + price < u - tolerance`` among ``searched``'s tiles, for ``cells`` (``u`` is theirs).
+
+    A tile neither of whose points is returned is no nearer (by key, which bounds the
+    cost) than the last returned, divided by ``1 + eps``, and costs at least the floor.
     """
-    n_cells = len(cell_keys)
     best = u.copy()
+    points = searched.n_members * len(ways)
     found_cells, found_tiles, found_gain = [], [], []
-    certified = True
-    floor = prices[members].min()
-    # One more coordinate, the price above the group's floor: tiles that are near *and*
-    # cheap come first, and as sqrt(d^2 + z^2) <= d + z, the k-th lifted distance plus
-    # the floor still bounds every tile not returned.
-    ways = [tile_keys] if mirror_keys is None else [tile_keys, mirror_keys]
-    lifted = np.vstack([np.hstack([keys[members], (prices[members] - floor)[:, None]]) for keys in ways])
-    tree = KDTree(np.ascontiguousarray(lifted, dtype=np.float32))
-    points = lifted.shape[0]
-    todo, kk = np.arange(n_cells), min(k, points)
+    k, max_k, eps, tolerance, deadline = depth
+    certified, unsettled = True, np.empty(0, np.int64)
+    todo, kk = np.arange(cells.size), min(k, points)
     while todo.size:
-        lifted_dist, local = _kd_query(tree, queries[todo], kk, eps)
-        tiles = members[local % members.size]
-        dist = np.min([np.linalg.norm(cell_keys[todo, None, :] - keys[tiles], axis=2) for keys in ways], axis=0)
-        # Keys bound the cost from below: only pairs that might violate are costed.
-        maybe = dist + prices[tiles] < u[todo, None] - _TOLERANCE
+        reach, local = _kd_query(searched.tree, queries[cells[todo]], kk, eps)
+        local %= searched.n_members
+        tiles = local if searched.members is None else searched.members[local]
+        price = 0.0 if searched.prices is None else searched.prices[local]
+        rows_keys = cell_keys[cells[todo], None, :]
+        dist = np.min([np.linalg.norm(rows_keys - keys[tiles], axis=2) for keys in ways], axis=0)
+        maybe = dist + price < u[todo, None] - tolerance  # keys bound the cost: only these are costed
+        if searched.skip is not None and searched.skip.size:
+            at = np.minimum(np.searchsorted(searched.skip, tiles), searched.skip.size - 1)
+            maybe &= searched.skip[at] != tiles
         rows, cols = np.nonzero(maybe)
         if rows.size:
-            pair_cells, pair_tiles = todo[rows], tiles[rows, cols]
-            value = cost(pair_cells, pair_tiles) + prices[pair_tiles]
-            np.minimum.at(best, pair_cells, value)
-            violating = value < u[pair_cells] - _TOLERANCE
-            found_cells.append(pair_cells[violating])
+            pair_tiles = tiles[rows, cols]
+            value = cost(cells[todo[rows]], pair_tiles) + (0.0 if searched.prices is None
+                                                            else searched.prices[local[rows, cols]])
+            np.minimum.at(best, todo[rows], value)
+            violating = value < u[todo[rows]] - tolerance
+            found_cells.append(cells[todo[rows[violating]]])
             found_tiles.append(pair_tiles[violating])
-            found_gain.append((u[pair_cells] - value)[violating])
-        # Tiles not returned are no nearer than the k-th (divided by 1 + eps, the search's
-        # slack) and cost at least this group's floor.
-        beyond = lifted_dist[:, -1] / (1 + eps) + floor
-        open_ = (beyond < u[todo] - _TOLERANCE) & (kk < points)
+            found_gain.append((u[todo[rows]] - value)[violating])
+        beyond = reach[:, -1] / (1 + eps) + searched.floor
+        open_ = (beyond < u[todo] - tolerance) & (kk < points)
         if not open_.any():
             break
-        if kk >= max_k:
+        if kk >= max_k or (deadline is not None and time.time() > deadline):
             certified = False
-            best[todo[open_]] = np.minimum(best[todo[open_]], beyond[open_])
+            unsettled = todo[open_]
+            best[unsettled] = np.minimum(best[unsettled], beyond[open_])
             break
         todo, kk = todo[open_], min(kk * 4, max_k, points)
-    return _GroupPricing(found_cells, found_tiles, found_gain, best, certified)
+    edges = tuple(np.concatenate(parts) if parts else np.empty(0) for parts in (found_cells, found_tiles, found_gain))
+    return _Found(cells, best, edges, certified, unsettled)
 
 
-def _price_out(data: "PricingData", prices: np.ndarray, u: np.ndarray, k: int, per_cell: int,
-               max_k: int, eps: float) -> _Pricing:
-    """Find edges with ``cost + price < u`` anywhere in the library, with a bound for every cell.
+def _search_free(run: str, cells: np.ndarray, cell_keys: np.ndarray, tile_keys: np.ndarray,
+                 mirror_keys: np.ndarray | None, cost: PairCost, priced: np.ndarray, u: np.ndarray,
+                 depth: _Depth) -> _Found:
+    """A block of cells searched among the tiles at price 0, all but ``priced`` (sorted).
 
-    The tiles at price 0 (those with uses to spare) are one group; the priced ones,
-    dear (full) or cheap (held at a floor of uses), are banded by price.
+    First in the static tree, passing over the priced tiles; where they crowd a cell's
+    neighbourhood so that ``4 * k`` tiles do not settle it, an exact search goes on in
+    a tree of this round's free tiles alone (built once per round and process).
     """
-    groups = [np.flatnonzero(prices == 0)]
+    ways = [tile_keys] if mirror_keys is None else [tile_keys, mirror_keys]
+    searched = _Searched(_static_tree(run, tile_keys, mirror_keys), None, len(tile_keys), None, 0.0, priced)
+    exact = depth.eps == 0 and depth.max_k > depth.k
+    found = _search(searched, cells, cell_keys, cell_keys, ways, cost, u,
+                    depth._replace(max_k=min(depth.max_k, 4 * depth.k)) if exact else depth)
+    if not exact or not found.unsettled.size:
+        return found
+    free = _free_tiles(run, priced, len(tile_keys), tile_keys, mirror_keys)
+    rest = _search(free, cells[found.unsettled], cell_keys, cell_keys, ways, cost, u[found.unsettled], depth)
+    best = found.best.copy()
+    # The static search's bound on these cells counted priced tiles as free: the free tree's replaces it.
+    best[found.unsettled] = np.minimum(rest.best, _evaluated(found, cells[found.unsettled], u[found.unsettled]))
+    edges = tuple(np.concatenate([a, b]) for a, b in zip(found.edges, rest.edges))
+    return _Found(cells, best, edges, rest.certified, found.unsettled[rest.unsettled])
+
+
+def _evaluated(found: _Found, cells: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The least violating value ``found`` holds for each of ``cells`` (``u`` where none)."""
+    best = u.copy()
+    found_cells, _, gain = found.edges
+    at = np.searchsorted(cells, found_cells)
+    mine = (at < cells.size) & (cells[np.minimum(at, cells.size - 1)] == found_cells)
+    np.minimum.at(best, at[mine], u[at[mine]] - gain[mine])
+    return best
+
+
+_FREE_TREES: dict[str, tuple[int, _Searched]] = {}  # this process's tree of the free tiles, by run: (round, tree)
+
+
+def _free_tiles(run: str, priced: np.ndarray, n_tiles: int, tile_keys: np.ndarray,
+                mirror_keys: np.ndarray | None) -> _Searched:
+    """A tree of the tiles not ``priced``, built once per round (``priced`` tells the round) and process."""
+    signature = hash(priced.tobytes())
+    with _STATIC_LOCK:
+        held = _FREE_TREES.get(run)
+        if held is None or held[0] != signature:
+            members = np.setdiff1d(np.arange(n_tiles), priced, assume_unique=True)
+            ways = [tile_keys] if mirror_keys is None else [tile_keys, mirror_keys]
+            points = np.vstack([keys[members] for keys in ways])
+            held = _FREE_TREES[run] = (signature, _Searched(KDTree(np.ascontiguousarray(points, dtype=np.float32)),
+                                                            members, members.size, None, 0.0, None))
+    return held[1]
+
+
+def _search_band(members: np.ndarray, member_prices: np.ndarray, queries: np.ndarray, cell_keys: np.ndarray,
+                 tile_keys: np.ndarray, mirror_keys: np.ndarray | None, cost: PairCost, u: np.ndarray,
+                 depth: _Depth) -> list[_Found]:
+    """Every cell searched in a tree of this round over one band of priced tiles, a block of cells at a time.
+
+    One more coordinate, the price above the band's floor: tiles that are near *and*
+    cheap come first, and as sqrt(d^2 + z^2) <= d + z, the k-th lifted distance plus
+    the floor still bounds every tile not returned.
+    """
+    floor = float(member_prices.min())
+    ways = [tile_keys] if mirror_keys is None else [tile_keys, mirror_keys]
+    lifted = np.vstack([np.hstack([keys[members], (member_prices - floor)[:, None]]) for keys in ways])
+    searched = _Searched(KDTree(np.ascontiguousarray(lifted, dtype=np.float32)), members, members.size, member_prices,
+                         floor, None)
+    return [_search(searched, cells, queries, cell_keys, ways, cost, u[cells], depth)
+            for cells in np.array_split(np.arange(len(cell_keys)), max(1, -(-len(cell_keys) // _CELL_BLOCK)))]
+
+
+def _price_out(data: "PricingData", prices: np.ndarray, u: np.ndarray, per_cell: int, depth: _Depth) -> _Pricing:
+    """Find edges with ``cost + price < u - tolerance`` anywhere in the library, with a bound for every cell.
+
+    The tiles at price 0 are searched in the static tree; the priced ones, dear (full)
+    or cheap (held at a floor of uses), in bands of price.
+    """
     priced = np.flatnonzero(prices != 0)
+    bands = []
     if priced.size:
-        levels = np.quantile(prices[priced], np.linspace(0, 1, _PRICE_LEVELS + 1)[1:-1])
+        # Narrow bands make a tight bound (a band's tiles are all charged its floor) at the price of a
+        # search each: 32 of them certified 10,000 x 10,000 four times faster than 8, which a shallow
+        # search, looking only for edges to add, does not need.
+        n_levels = _PRICE_LEVELS if depth.eps == 0 else _ROUGH_LEVELS
+        levels = np.quantile(prices[priced], np.linspace(0, 1, n_levels + 1)[1:-1])
         level_of = np.searchsorted(levels, prices[priced], side="right")
-        groups += [priced[level_of == b] for b in range(_PRICE_LEVELS)]
-    groups = [members for members in groups if members.size]
-    parts = data.map_groups(groups, prices, u, k, max_k, eps)
-    best = np.minimum.reduce([part.best for part in parts]) if parts else u.copy()
+        bands = [members for b in range(n_levels) if (members := priced[level_of == b]).size]
+    parts = data.search(priced, bands, prices, u, depth)
+    best = u.copy()
+    for part in parts:  # a part's cells are distinct
+        best[part.cells] = np.minimum(best[part.cells], part.best)
     certified = all(part.certified for part in parts)
-    found_cells = [piece for part in parts for piece in part.cells]
-    found_tiles = [piece for part in parts for piece in part.tiles]
-    found_gain = [piece for part in parts for piece in part.gains]
-    if not found_cells:
+    cells, tiles, gain = (np.concatenate([part.edges[i] for part in parts]) for i in range(3))
+    if not cells.size:
         return _Pricing(np.empty(0, np.int64), np.empty(0, np.int64), best, certified)
-    cells, tiles, gain = (np.concatenate(parts) for parts in (found_cells, found_tiles, found_gain))
     # Only each cell's most violating edges: the rest mostly stop violating once prices move.
+    cells, tiles = cells.astype(np.int64), tiles.astype(np.int64)
     order = np.lexsort((-gain, cells))
     cells, tiles = cells[order], tiles[order]
     rank = np.arange(cells.size) - np.searchsorted(cells, cells)
@@ -121,7 +244,7 @@ def _price_out(data: "PricingData", prices: np.ndarray, u: np.ndarray, k: int, p
 
 
 class PricingData:
-    """What every price-out search needs, held here or, with a client, on the workers once.
+    """What every price-out search needs, held here or, with a client, on the workers once per run.
 
     Parameters
     ----------
@@ -130,28 +253,62 @@ class PricingData:
     cost : callable
         The pair cost, never below the keys' distance (with ``mirror_keys``: the lesser of the two).
     client : distributed.Client, optional
-        Run each price group as a Dask task; otherwise threads in this process.
+        Run the searches as Dask tasks; otherwise threads in this process.
     mirror_keys : ndarray, optional
         The keys of the tiles mirrored, for tiles that may be used either way round.
+
+    Use it as a context manager: leaving it drops the static trees it built.
     """
 
     def __init__(self, cell_keys: np.ndarray, tile_keys: np.ndarray, cost: PairCost, client: Client | None = None,
                  mirror_keys: np.ndarray | None = None):
         self.client = client
+        self.run = uuid.uuid4().hex
+        self.n_cells = len(cell_keys)
         queries = np.hstack([cell_keys, np.zeros((len(cell_keys), 1), np.float32)])  # cells sit at price 0
-        self._shared = (cell_keys, queries, tile_keys, cost, mirror_keys)
+        self._shared = (queries, cell_keys, tile_keys, mirror_keys, cost)
         if client is not None:
             # hash=False: fresh keys, as in match._scatter_tiles.
             self._shared = tuple(client.scatter(list(self._shared), broadcast=True, hash=False))
+        self.sent_bytes = 0  # what the rounds sent to the workers, beyond the run's first scatter
 
-    def map_groups(self, groups: list[np.ndarray], prices: np.ndarray, u: np.ndarray, k: int, max_k: int,
-                   eps: float) -> list[_GroupPricing]:
-        """:func:`_price_group` over every group of tiles."""
+    def __enter__(self) -> "PricingData":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.client is None:
+            _drop_static_tree(self.run)
+        else:
+            self.client.run(_drop_static_tree, self.run)
+
+    def search(self, priced: np.ndarray, bands: list[np.ndarray], prices: np.ndarray, u: np.ndarray,
+               depth: _Depth) -> list[_Found]:
+        """The free tiles' search (blocks of cells) and every band's, as tasks."""
+        queries, cell_keys, tile_keys, mirror_keys, cost = self._shared
+        blocks = np.array_split(np.arange(self.n_cells), max(1, -(-self.n_cells // _CELL_BLOCK)))
+        band_prices = [prices[members] for members in bands]
         if self.client is None:
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                return list(pool.map(lambda members: _price_group(members, *self._shared, prices, u, k, max_k, eps),
-                                     groups))
-        prices_future, u_future = self.client.scatter([prices, u], broadcast=True, hash=False)
-        futures = [self.client.submit(_price_group, members, *self._shared, prices_future, u_future, k, max_k, eps,
-                                      pure=False) for members in self.client.scatter(groups, hash=False)]
-        return self.client.gather(futures)
+                free = [pool.submit(_search_free, self.run, cells, cell_keys, tile_keys, mirror_keys, cost,
+                                    priced, u[cells], depth) for cells in blocks]
+                band = [pool.submit(_search_band, members, member_prices, queries, cell_keys, tile_keys, mirror_keys,
+                                    cost, u, depth)
+                        for members, member_prices in zip(bands, band_prices)]
+                return [f.result() for f in free] + [found for f in band for found in f.result()]
+        client = self.client
+        priced_future, u_future = client.scatter([priced, u], broadcast=True, hash=False)
+        self.sent_bytes += (priced.nbytes + u.nbytes) * len(client.scheduler_info()["workers"])
+        self.sent_bytes += sum(m.nbytes + p.nbytes for m, p in zip(bands, band_prices))
+        free = [client.submit(_search_free_of, self.run, cells, cell_keys, tile_keys, mirror_keys, cost,
+                              priced_future, u_future, depth, pure=False) for cells in blocks]
+        band = [client.submit(_search_band, members, member_prices, queries, cell_keys, tile_keys, mirror_keys, cost,
+                              u_future, depth, pure=False)
+                for members, member_prices in zip(client.scatter(bands, hash=False),
+                                                  client.scatter(band_prices, hash=False))]
+        results = client.gather(free + band)
+        return results[:len(free)] + [found for part in results[len(free):] for found in part]
+
+
+def _search_free_of(run, cells, cell_keys, tile_keys, mirror_keys, cost, priced, u, depth):
+    """:func:`_search_free` on a worker, which holds every cell's ``u``: it takes its block's."""
+    return _search_free(run, cells, cell_keys, tile_keys, mirror_keys, cost, priced, u[cells], depth)

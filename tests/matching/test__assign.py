@@ -5,7 +5,7 @@ from scipy.optimize import linear_sum_assignment
 
 from pipeline import MosaicError, ReuseRule, match_cells
 from pipeline.matching import assign_capacitated, grid_basis, grid_cost, grid_keys
-from pipeline.matching._assign import _claim
+from pipeline.matching._greedy import _claim
 from support.features import clustered_grids, dense_cost
 
 
