@@ -27,3 +27,6 @@ def test_arguments_left_out_take_the_configured_defaults(small_library, tmp_path
     given = make_mosaic(demo_target, cache, tmp_path / "u.png", cols=10, rule=ReuseRule.unique(), report=False,
                         client=client, progress=False)
     assert given.cols == 10 and given.most_uses == 1
+    # --unique proves how near the least total cost it is, within mosaic.make.gap, and says so
+    assert 0 <= given.proven_gap <= 0.01 and json.load(open(given.quality))["proven_gap"] == given.proven_gap
+    assert f"proven within {100 * given.proven_gap:.2f} %" in str(given)

@@ -111,3 +111,18 @@ def test_price_out_as_dask_tasks_finds_the_same_assignment(client):
     assert distributed.rounds == local.rounds > 1  # the price-out ran, on the workers
     np.testing.assert_array_equal(distributed.tiles, local.tiles)
     assert distributed.lower_bound == pytest.approx(local.lower_bound)
+
+
+@pytest.mark.parametrize("gap", [0.01, 0.001])
+def test_the_gap_asked_for_is_proven_against_the_true_optimum(gap):
+    cells, tiles = clustered_grids(1500, 21, 4), clustered_grids(3000, 22, 7)
+    matrix = dense_cost(cells, tiles)
+    rows, cols = linear_sum_assignment(matrix)
+    optimum = matrix[rows, cols].sum()
+    basis = grid_basis(tiles)
+    result = assign_capacitated(grid_keys(cells, basis), grid_keys(tiles, basis), 1, grid_cost(cells, tiles), gap=gap)
+    total = matrix[np.arange(1500), result.tiles].sum()
+    assert len(np.unique(result.tiles)) == 1500
+    assert result.gap <= gap
+    assert result.lower_bound <= optimum + 1e-6 <= total + 1e-6  # a true bound, a true assignment
+    assert total <= (1 + gap) * result.lower_bound + 1e-6

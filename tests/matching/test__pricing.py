@@ -1,0 +1,62 @@
+"""The price-out against a brute-force search of every (cell, tile) pair, here and on a Dask cluster."""
+import numpy as np
+import pytest
+
+from pipeline.matching import grid_basis, grid_cost, grid_keys
+from pipeline.matching._pricing import PricingData, _Depth, _price_out
+from support.features import clustered_grids, dense_cost
+
+
+def _instance(seed):
+    cells, tiles = clustered_grids(700, seed, 4), clustered_grids(2500, seed + 1, 7)
+    basis = grid_basis(tiles)
+    cost = grid_cost(cells, tiles)
+    matrix = dense_cost(cells, tiles)
+    rng = np.random.default_rng(seed)
+    # Prices like a capped assignment's: most tiles free, the ones near the cells dear, a few very dear.
+    prices = np.zeros(len(tiles))
+    nearest = matrix.argmin(axis=1)
+    prices[nearest] = rng.uniform(0, 8, nearest.size)
+    prices[rng.choice(len(tiles), 40, replace=False)] = rng.uniform(20, 60, 40)
+    u = matrix.min(axis=1) + rng.uniform(0, 12, len(cells))  # each cell's current cost + price
+    return grid_keys(cells, basis), grid_keys(tiles, basis), cost, matrix, prices, u
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_a_certifying_search_finds_each_cells_exact_minimum_and_every_violated_cell(seed):
+    cell_keys, tile_keys, cost, matrix, prices, u = _instance(seed)
+    truth = (matrix + prices[None, :]).min(axis=1)
+    with PricingData(cell_keys, tile_keys, cost) as data:
+        pricing = _price_out(data, prices, u, 8, _Depth(16, 4096, 0.0, 1e-4))
+    assert pricing.certified
+    np.testing.assert_allclose(pricing.best, np.minimum(truth, u), rtol=1e-6, atol=1e-6)
+    violated = np.flatnonzero(truth < u - 1e-3)
+    assert violated.size > 50  # the instance has something to find
+    assert set(violated) <= set(pricing.cells.tolist())
+    found = matrix[pricing.cells, pricing.tiles] + prices[pricing.tiles]
+    assert (found < u[pricing.cells]).all()  # every edge it returns does undercut
+
+
+def test_a_shallow_search_still_proves_a_true_lower_bound():
+    cell_keys, tile_keys, cost, matrix, prices, u = _instance(5)
+    truth = np.minimum((matrix + prices[None, :]).min(axis=1), u)
+    with PricingData(cell_keys, tile_keys, cost) as data:
+        shallow = _price_out(data, prices, u, 8, _Depth(4, 4, 1.0, 1e-4))
+        past_deadline = _price_out(data, prices, u, 8, _Depth(4, 4096, 0.0, 1e-4, deadline=0.0))
+    for pricing in (shallow, past_deadline):
+        assert not pricing.certified
+        assert (pricing.best <= truth + 1e-6).all()
+
+
+def test_the_search_on_a_cluster_gives_what_it_gives_here(client):
+    cell_keys, tile_keys, cost, matrix, prices, u = _instance(7)
+    depth = _Depth(16, 4096, 0.0, 1e-4)
+    with PricingData(cell_keys, tile_keys, cost) as data:
+        local = _price_out(data, prices, u, 8, depth)
+    with PricingData(cell_keys, tile_keys, cost, client) as data:
+        remote = _price_out(data, prices, u, 8, depth)
+        remote_again = _price_out(data, prices, u, 8, depth)  # the workers' static trees, reused
+        assert data.sent_bytes > 0
+    np.testing.assert_array_equal(remote.best, local.best)
+    assert sorted(zip(remote.cells, remote.tiles)) == sorted(zip(local.cells, local.tiles))
+    np.testing.assert_array_equal(remote_again.best, local.best)
