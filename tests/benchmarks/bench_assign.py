@@ -17,7 +17,16 @@ Optima of the instances small enough for a dense matrix come from
 are computed once (``--optimum`` runs only that; 10,000 x 50,000 takes many minutes).
 
     python tests/benchmarks/bench_assign.py --cache pool.h5 --targets /var/tmp/mosaic-corpus/targets \
-        [--sizes 2500x5000,10000x10000,...] [--instances /var/tmp/mosaic-bench-assign]
+        [--sizes 2500x5000,10000x10000,...] [--instances /var/tmp/mosaic-bench-assign] \
+        [--before /var/tmp/old-02f419d] [--workers 0,1,2]
+
+Each size runs the capped assignment (``--unique``) towards its goal (a proven gap
+within a time), each variant in a process of its own so that its peak RSS is its own:
+this code; with ``--before``, the code of a checkout given (e.g. ``git worktree add
+/var/tmp/old-02f419d 02f419d``, the code before the auction) at the same size and
+budget; the lesson's ``ot.emd`` at 10,000 x 10,000. ``--workers 1,2`` runs this code
+again with its price-out on a LocalCluster of that many single-threaded workers, and
+prints each round's split of solve, price-out and bytes sent.
 
 With ``--nearest-variants 64:1,16:0,256:0`` it only compares, per size, nearest
 matching's KD-tree search: how many nearest keys it scores, found how approximately.
@@ -26,19 +35,26 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import resource
+import subprocess
 import sys
 import time
 
 import numpy as np
 
-from pipeline import TileCache, match_cells
-from pipeline.matching import (assign_capacitated, best_by_cost, greedy_assignment, nearest_tiles, pair_scoring,
-                               ranked_candidates)
-from pipeline.target import describe_target
+import pipeline
 
-SIZES = ["2500x5000", "10000x10000", "10000x50000", "100000x1000000", "200000x13000000"]
+# A --one run of a checkout from before the matching package (--before) needs none of these; and there,
+# an editable install of this code would answer `import pipeline.matching` with this code's.
+THIS_CODE = os.path.isdir(os.path.join(os.path.dirname(pipeline.__file__), "matching"))
+if THIS_CODE:
+    from pipeline import TileCache
+    from pipeline.matching import best_by_cost, greedy_assignment, nearest_tiles, pair_scoring, ranked_candidates
+    from pipeline.target import describe_target
+
+SIZES = ["2500x5000", "10000x10000", "10000x50000", "100000x1000000", "200000x13000000", "2000000x13000000"]
 DENSE_LIMIT = 10_000 * 50_000  # instances up to this many pairs get an exact optimum
 
 
@@ -100,7 +116,10 @@ def dense_optimum(instance: dict) -> float:
     return float(matrix[rows, cols].sum())
 
 
-GOAL_SECONDS = {"2500x5000": 2, "10000x10000": 10, "10000x50000": 10, "100000x1000000": 60, "200000x13000000": 600}
+# Each size's goal: a proven gap within so many seconds on the 2-core machine.
+GOALS = {"2500x5000": (0.0001, 1), "10000x10000": (0.001, 5), "10000x50000": (0.001, 5),
+         "100000x1000000": (0.005, 30), "200000x13000000": (0.01, 120), "2000000x13000000": (0.03, 1800)}
+BUDGET_FACTOR = 3  # a variant may run this many times its goal's seconds before it keeps what it has
 
 
 def _lesson_ot_emd(cells: np.ndarray, tiles: np.ndarray, cost) -> tuple[float, float]:
@@ -118,33 +137,85 @@ def _lesson_ot_emd(cells: np.ndarray, tiles: np.ndarray, cost) -> tuple[float, f
     return float(matrix[np.arange(len(cells)), chosen].sum()), time.perf_counter() - start
 
 
-def run_size(size: str, instance: dict) -> None:
+def one_variant(size: str, variant: str, workers: int, args: argparse.Namespace) -> dict:
+    """One variant at one size, in this process: what :func:`run_size` prints, as a dict."""
+    instance = load_instance(size, args)
+    gap, goal = GOALS.get(size, (0.01, 600))
+    if THIS_CODE:
+        from pipeline.matching import assign_capacitated, grid_basis, grid_cost, grid_keys
+    else:  # a checkout from before the matching package (02f419d)
+        from pipeline._assign import assign_capacitated
+        from pipeline._scoring import grid_basis, grid_cost, grid_keys
+    cells, tiles = instance["cells"], instance["tiles"]
+    basis = grid_basis(tiles)
+    cell_keys, tile_keys, cost = grid_keys(cells, basis), grid_keys(tiles, basis), grid_cost(cells, tiles)
+    if variant == "emd":
+        total, seconds = _lesson_ot_emd(cells, tiles, cost)
+        return {"total": total, "seconds": seconds, "peak_rss": _peak_rss_gib()}
+    rounds_log: list[str] = []
+    client = cluster = None
+    if workers:
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    start = time.perf_counter()
+    result = assign_capacitated(cell_keys, tile_keys, 1, cost, gap=gap, time_budget=BUDGET_FACTOR * goal, client=client,
+                                log=rounds_log.append)
+    seconds = time.perf_counter() - start
+    if cluster is not None:
+        client.close()
+        cluster.close()
+    assert len(np.unique(result.tiles)) == len(cells), "a tile used twice"
+    total = float(result.costs.sum())
+    return {"total": total, "seconds": seconds, "rounds": result.rounds, "peak_rss": _peak_rss_gib(),
+            "bound": float(result.lower_bound), "log": rounds_log}
+
+
+def _spawn(size: str, variant: str, workers: int, args: argparse.Namespace, code: str | None = None) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())))
+    if code:
+        env["PYTHONPATH"] = code
+    command = [sys.executable, os.path.abspath(__file__), "--cache", args.cache, "--targets", args.targets,
+               "--instances", args.instances, "--one", f"{size}:{variant}:{workers}"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd="/" if code else None)
+    if done.returncode:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_size(size: str, instance: dict, args: argparse.Namespace) -> None:
     cells, tiles = instance["cells"], instance["tiles"]
     n = len(cells)
+    gap, goal = GOALS.get(size, (0.01, 600))
     cell_keys, tile_keys, cost = pair_scoring(cells, tiles)
-    t = time.perf_counter()
-    match_cells(cells, tiles)
-    nearest_seconds = time.perf_counter() - t
     lower = nearest_bound(cell_keys, tile_keys, cost)
-    t = time.perf_counter()
-    result = assign_capacitated(cell_keys, tile_keys, 1, cost, gap=0.01, time_budget=GOAL_SECONDS.get(size))
-    seconds = time.perf_counter() - t
-    assert len(np.unique(result.tiles)) == n
-    total = float(result.costs.sum())
     greedy = float(cost(np.arange(n), greedy_assignment(cell_keys, tile_keys, 1)).sum())
-    line = (f"{size}: unique cost {total:.0f} in {seconds:.1f} s ({result.rounds} rounds, goal {GOAL_SECONDS.get(size)} s), "
-            f"peak RSS {_peak_rss_gib():.2f} GiB; ")
-    if "optimum" in instance:
-        line += f"/ optimum {total / instance['optimum']:.4f}; "
-    if result.lower_bound > lower:
-        line += f"/ the search's own proven bound {total / result.lower_bound:.4f}; "
-    line += (f"/ nearest (lower bound) {total / lower:.3f}; / greedy {total / greedy:.3f}; "
-             f"nearest with grid re-ranking {nearest_seconds:.1f} s")
-    print(line, flush=True)
+    optimum = instance.get("optimum")
+    runs = [("this code", _spawn(size, "auction", 0, args))]
+    if args.before and n <= 100_000:
+        runs.append((f"before ({os.path.basename(args.before)})", _spawn(size, "auction", 0, args, args.before)))
+    for workers in args.workers:
+        runs.append((f"this code, {workers} worker{'s' if workers > 1 else ''}", _spawn(size, "auction", workers, args)))
     if size == "10000x10000":
-        emd_cost, emd_seconds = _lesson_ot_emd(cells, tiles, cost)
-        print(f"{size}: lesson's ot.emd (default numItermax) cost / optimum {emd_cost / instance['optimum']:.3f} "
-              f"in {emd_seconds:.1f} s", flush=True)
+        runs.append(("lesson's ot.emd", _spawn(size, "emd", 0, args)))
+    print(f"{size}: goal a proven gap <= {100 * gap:g} % in <= {goal} s (budget {BUDGET_FACTOR * goal} s); "
+          f"nearest bound {lower:.0f}, greedy {greedy:.0f}" + (f", optimum {optimum:.0f}" if optimum else ""), flush=True)
+    for name, run in runs:
+        if "error" in run:
+            print(f"  {name}: failed: {run['error']}", flush=True)
+            continue
+        total = run["total"]
+        proven = (f"proven gap {100 * (total / run['bound'] - 1):.3f} %" if run.get("bound", 0) > 0
+                  else "no proven gap" if "bound" in run else "")
+        line = (f"  {name}: {run['seconds']:.1f} s" + (f", {run['rounds']} rounds" if "rounds" in run else "")
+                + f", peak RSS {run['peak_rss']:.2f} GiB; {proven}"
+                + (f"; / optimum {total / optimum:.5f}" if optimum else "")
+                + f"; / nearest bound {total / lower:.4f}; / greedy {total / greedy:.4f}")
+        print(line, flush=True)
+        if "workers" in name:
+            for round_line in run["log"]:
+                print(f"    {round_line}", flush=True)
 
 
 def nearest_bound(cell_keys: np.ndarray, tile_keys: np.ndarray, cost) -> float:
@@ -190,7 +261,16 @@ def main() -> None:
     parser.add_argument("--optimum", action="store_true", help="only compute and store the exact optima")
     parser.add_argument("--nearest-variants", default=None,
                         help="only compare nearest matching's KD-tree search as depth:eps pairs, e.g. 64:1,16:0,256:0")
+    parser.add_argument("--before", default=None, help="a checkout of earlier code to run side by side (<= 100k cells)")
+    parser.add_argument("--workers", default="", help="also run with the price-out on this many Dask workers, e.g. 1,2")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # SIZE:VARIANT:WORKERS, in a process of its own
     args = parser.parse_args()
+    args.workers = [int(w) for w in args.workers.split(",") if w]
+    if args.one:
+        size, variant, workers = args.one.split(":")
+        outcome = one_variant(size, variant, int(workers), args)
+        print(json.dumps(outcome))
+        return
     for size in args.sizes.split(","):
         instance = load_instance(size, args)
         n, m = len(instance["cells"]), len(instance["tiles"])
@@ -205,7 +285,7 @@ def main() -> None:
             variants = [(int(depth), float(eps)) for depth, eps in (v.split(":") for v in args.nearest_variants.split(","))]
             nearest_variants(size, instance, variants)
             continue
-        run_size(size, instance)
+        run_size(size, instance, args)
 
 
 if __name__ == "__main__":
