@@ -137,7 +137,7 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
     with PricingData(cell_keys, tile_keys, cost, client, mirror_keys) as pricing_data:
         while True:
             rounds += 1
-            round_start = time.perf_counter()
+            round_start, sent = time.perf_counter(), pricing_data.sent_bytes
             if state is not None:
                 auction(graph.cells, graph.tiles, graph.costs, state, eps, warm=rounds > 1)
                 chosen, prices = state.tiles, state.tile_prices()
@@ -167,7 +167,9 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
                 shown = f"{100 * (total / lower_bound - 1):.3f} %" if lower_bound > 0 else "none"
                 log(f"round {rounds}: cost {total:.1f}, bound {lower_bound:.1f} (gap {shown}), +{added} edges "
                     f"({graph.codes.size} in all), solve {solved - round_start:.1f} s, "
-                    f"price-out {now - solved:.1f} s{' (certifying)' if depth else ''}, {now - start:.1f} s")
+                    f"price-out {now - solved:.1f} s{' (certifying)' if depth else ''}"
+                    + (f" ({(pricing_data.sent_bytes - sent) / 2**20:.1f} MiB sent)" if client is not None else "")
+                    + f", {now - start:.1f} s")
             # Another round takes about as long as this one, or a little longer as the graph grows: it starts only
             # if it should end in time with a quarter to spare.
             out_of_time = time_budget is not None and now + 1.25 * (now - round_start) - start > time_budget
