@@ -275,11 +275,15 @@ class PricingData:
     def __enter__(self) -> "PricingData":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         if self.client is None:
             _drop_static_tree(self.run)
-        else:
+            return
+        try:
             self.client.run(_drop_static_tree, self.run)
+        except Exception:
+            if exc_type is None:  # a failure already on its way (a lost cluster, say) is the one to report
+                raise
 
     def search(self, priced: np.ndarray, bands: list[np.ndarray], prices: np.ndarray, u: np.ndarray,
                depth: _Depth) -> list[_Found]:
