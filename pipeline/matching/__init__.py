@@ -7,7 +7,8 @@ cost and the KD-tree keys that bound it (:mod:`._scoring`), nearest searches
 (:mod:`._assign`, :mod:`._pricing`, :mod:`._transport`) and the repeat-distance
 repair (:mod:`._repeats`).
 """
-from ._assign import CapacitatedAssignment, assign_capacitated, greedy_assignment
+from ._assign import CapacitatedAssignment, assign_capacitated
+from ._greedy import greedy_assignment
 from ._match import Assignment, match_cells
 from ._nearest import SEARCH_DEPTH, SEARCH_EPS, best_by_cost, nearest_tiles, pair_scoring, ranked_candidates
 from ._rule import ReuseRule

@@ -40,12 +40,12 @@ from pykdtree.kdtree import KDTree
 
 from ._auction import AuctionState, auction
 from ._graph import CandidateGraph, graph_prices, solve_on_graph
-from ._greedy import floor_first, greedy_assignment, greedy_feasible
+from ._greedy import floor_first, greedy_feasible
 from ._pricing import _TOLERANCE, PricingData, _Depth, _price_out
 from ._scoring import PairCost, euclidean_cost
 from ._transport import _ROUGH, _kd_query, _transport_candidates
 
-__all__ = ["CapacitatedAssignment", "assign_capacitated", "greedy_assignment"]
+__all__ = ["CapacitatedAssignment", "assign_capacitated"]
 
 _STALL = 2e-4  # a round that gains less than this fraction of the cost is followed by a certifying search
 _DEEP_K = 512  # first depth per tree of a certifying search
@@ -133,7 +133,7 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
     # Edges that gain less than twice that are the auction's own slack: adding them would only trade it around.
     tolerance = max(_TOLERANCE, 2 * eps)
     state = None if min_uses else AuctionState(n_cells, n_tiles, max_uses)
-    lower_bound, rounds, depth, certify_depth, previous, certified_before = -np.inf, 0, 0, _DEEP_K, np.inf, False
+    lower_bound, rounds, depth, certify_depth, previous, certifying_before = -np.inf, 0, 0, _DEEP_K, np.inf, False
     with PricingData(cell_keys, tile_keys, cost, client, mirror_keys) as pricing_data:
         while True:
             rounds += 1
@@ -180,10 +180,10 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
                 certify_depth = min(4 * certify_depth, _DEEPEST_K)
             stalled = previous - total < _STALL * total
             previous = total
-            if stalled and certified_before and state is None:
+            if stalled and certifying_before and state is None:
                 # A floor's bound stays weak on large instances (the tiles held at their floor take deep negative
                 # prices the bands bound loosely): more certifying searches would not close it, so when the edges
                 # one found gain little, the search ends.
                 return CapacitatedAssignment(chosen, own, lower_bound, rounds)
-            certified_before = bool(depth)
+            certifying_before = bool(depth)
             depth = certify_depth if added == 0 or stalled else 0

@@ -182,7 +182,7 @@ def auction(cells: np.ndarray, tiles: np.ndarray, costs: np.ndarray, state: Auct
         # Cells already within this phase's eps of their cheapest choice keep their slots; the others bid.
         held = state.cell_slot >= 0
         value = np.full(n_cells, np.inf)
-        value[held] = (_own_costs(cell_ptr, edge_tiles, edge_costs, state.tiles) + state.slot_price[state.cell_slot])[held]
+        value[held] = (_own_costs(cells, edge_tiles, edge_costs, state.tiles) + state.slot_price[state.cell_slot])[held]
         cheapest = np.minimum.reduceat(edge_costs + state.tile_prices()[edge_tiles], cell_ptr[:-1])
         rebid = np.flatnonzero(value > cheapest + phase_eps)
         state.slot_owner[state.cell_slot[rebid][held[rebid]]] = -1
@@ -207,10 +207,9 @@ def auction(cells: np.ndarray, tiles: np.ndarray, costs: np.ndarray, state: Auct
     return state
 
 
-def _own_costs(cell_ptr: np.ndarray, edge_tiles: np.ndarray, edge_costs: np.ndarray, held: np.ndarray) -> np.ndarray:
+def _own_costs(cells: np.ndarray, edge_tiles: np.ndarray, edge_costs: np.ndarray, held: np.ndarray) -> np.ndarray:
     """Each cell's cost on the edge to the tile it holds."""
-    cell_of_edge = np.repeat(np.arange(held.size), np.diff(cell_ptr))
     own = np.zeros(held.size)
-    mine = edge_tiles == held[cell_of_edge]
-    own[cell_of_edge[mine]] = edge_costs[mine]
+    mine = edge_tiles == held[cells]
+    own[cells[mine]] = edge_costs[mine]
     return own

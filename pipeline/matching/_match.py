@@ -6,7 +6,7 @@ from typing import NamedTuple
 import numpy as np
 from distributed import Client
 
-from ..config import or_config
+from ..config import config_get, or_config
 from ..errors import MosaicError
 from ..progress import Progress
 from ._assign import assign_capacitated
@@ -153,7 +153,7 @@ def match_cells(
     if over_cap or under_floor:
         result = assign_capacitated(cell_keys, tile_keys, n_cells if max_uses is None else max_uses, cost,
                                     min_uses=min_uses, mirror_keys=mirror_keys, neighbours=2 * candidates,
-                                    gap=or_config(None, "make.gap"),
+                                    gap=config_get("make.gap"),
                                     time_budget=or_config(time_budget, "make.time-budget"), client=client)
         chosen, costs, gap = result.tiles, result.costs, result.gap
     if min_repeat_distance:

@@ -48,10 +48,21 @@ class _Found(NamedTuple):
     """One task's search: the violating edges it found, and a bound for each of its cells."""
 
     cells: np.ndarray  # the cells searched
-    best: np.ndarray  # their lowest cost + price over the tiles searched (or a bound on it)
+    best: np.ndarray  # their lowest cost + price among the tiles costed (``u`` where none was lower)
     edges: tuple[np.ndarray, np.ndarray, np.ndarray]  # violating (cells, tiles, gain)
-    certified: bool
-    unsettled: np.ndarray  # positions in ``cells`` whose search stopped at ``max_k`` before it could settle them
+    unsettled: np.ndarray  # positions in ``cells`` whose search stopped (at ``max_k``, or the deadline) unsettled
+    beyond: np.ndarray  # for each unsettled cell, a bound on every tile its search did not return
+
+    @property
+    def certified(self) -> bool:
+        """Every cell's search covered all the tiles searched."""
+        return not self.unsettled.size
+
+    def bounds(self) -> np.ndarray:
+        """Each cell's lowest cost + price over the tiles searched, or a lower bound of it."""
+        bounds = self.best.copy()
+        bounds[self.unsettled] = np.minimum(bounds[self.unsettled], self.beyond)
+        return bounds
 
 
 class _Depth(NamedTuple):
@@ -80,7 +91,7 @@ def _static_tree(run: str, tile_keys: np.ndarray, mirror_keys: np.ndarray | None
     with _STATIC_LOCK:
         tree = _STATIC_TREES.get(run)
         if tree is None:
-            points = tile_keys if mirror_keys is None else np.vstack([tile_keys, mirror_keys])
+            points = tile_keys if mirror_keys is None else np.vstack([tile_keys, mirror_keys])  # no copy of 13 M keys
             tree = _STATIC_TREES[run] = KDTree(np.ascontiguousarray(points, dtype=np.float32))
     return tree
 
@@ -102,7 +113,7 @@ def _search(searched: _Searched, cells: np.ndarray, queries: np.ndarray, cell_ke
     points = searched.n_members * len(ways)
     found_cells, found_tiles, found_gain = [], [], []
     k, max_k, eps, tolerance, deadline = depth
-    certified, unsettled = True, np.empty(0, np.int64)
+    unsettled, unsettled_beyond = np.empty(0, np.int64), np.empty(0)
     todo, kk = np.arange(cells.size), min(k, points)
     while todo.size:
         reach, local = _kd_query(searched.tree, queries[cells[todo]], kk, eps)
@@ -130,13 +141,11 @@ def _search(searched: _Searched, cells: np.ndarray, queries: np.ndarray, cell_ke
         if not open_.any():
             break
         if kk >= max_k or (deadline is not None and time.time() > deadline):
-            certified = False
-            unsettled = todo[open_]
-            best[unsettled] = np.minimum(best[unsettled], beyond[open_])
+            unsettled, unsettled_beyond = todo[open_], beyond[open_]
             break
         todo, kk = todo[open_], min(kk * 4, max_k, points)
     edges = tuple(np.concatenate(parts) if parts else np.empty(0) for parts in (found_cells, found_tiles, found_gain))
-    return _Found(cells, best, edges, certified, unsettled)
+    return _Found(cells, best, edges, unsettled, unsettled_beyond)
 
 
 def _search_free(run: str, cells: np.ndarray, cell_keys: np.ndarray, tile_keys: np.ndarray,
@@ -148,33 +157,29 @@ def _search_free(run: str, cells: np.ndarray, cell_keys: np.ndarray, tile_keys: 
     neighbourhood so that ``4 * k`` tiles do not settle it, an exact search goes on in
     a tree of this round's free tiles alone (built once per round and process).
     """
-    ways = [tile_keys] if mirror_keys is None else [tile_keys, mirror_keys]
+    ways = _ways(tile_keys, mirror_keys)
     searched = _Searched(_static_tree(run, tile_keys, mirror_keys), None, len(tile_keys), None, 0.0, priced)
     exact = depth.eps == 0 and depth.max_k > depth.k
     found = _search(searched, cells, cell_keys, cell_keys, ways, cost, u,
                     depth._replace(max_k=min(depth.max_k, 4 * depth.k)) if exact else depth)
-    if not exact or not found.unsettled.size:
+    if not exact or found.certified:
         return found
+    # The static search's bound on these cells counts priced tiles as free: the free tree's replaces it.
     free = _free_tiles(run, priced, len(tile_keys), tile_keys, mirror_keys)
     rest = _search(free, cells[found.unsettled], cell_keys, cell_keys, ways, cost, u[found.unsettled], depth)
     best = found.best.copy()
-    # The static search's bound on these cells counted priced tiles as free: the free tree's replaces it.
-    best[found.unsettled] = np.minimum(rest.best, _evaluated(found, cells[found.unsettled], u[found.unsettled]))
+    best[found.unsettled] = np.minimum(best[found.unsettled], rest.best)
     edges = tuple(np.concatenate([a, b]) for a, b in zip(found.edges, rest.edges))
-    return _Found(cells, best, edges, rest.certified, found.unsettled[rest.unsettled])
+    return _Found(cells, best, edges, found.unsettled[rest.unsettled], rest.beyond)
 
 
-def _evaluated(found: _Found, cells: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """The least violating value ``found`` holds for each of ``cells`` (``u`` where none)."""
-    best = u.copy()
-    found_cells, _, gain = found.edges
-    at = np.searchsorted(cells, found_cells)
-    mine = (at < cells.size) & (cells[np.minimum(at, cells.size - 1)] == found_cells)
-    np.minimum.at(best, at[mine], u[at[mine]] - gain[mine])
-    return best
+def _ways(tile_keys: np.ndarray, mirror_keys: np.ndarray | None) -> list[np.ndarray]:
+    """The tiles' keys each way round they may be used."""
+    return [tile_keys] if mirror_keys is None else [tile_keys, mirror_keys]
 
 
-_FREE_TREES: dict[str, tuple[int, _Searched]] = {}  # this process's tree of the free tiles, by run: (round, tree)
+# This process's tree of the free tiles, by run: (the priced tiles' signature, the tree).
+_FREE_TREES: dict[str, tuple[int, _Searched]] = {}
 
 
 def _free_tiles(run: str, priced: np.ndarray, n_tiles: int, tile_keys: np.ndarray,
@@ -185,8 +190,7 @@ def _free_tiles(run: str, priced: np.ndarray, n_tiles: int, tile_keys: np.ndarra
         held = _FREE_TREES.get(run)
         if held is None or held[0] != signature:
             members = np.setdiff1d(np.arange(n_tiles), priced, assume_unique=True)
-            ways = [tile_keys] if mirror_keys is None else [tile_keys, mirror_keys]
-            points = np.vstack([keys[members] for keys in ways])
+            points = np.vstack([keys[members] for keys in _ways(tile_keys, mirror_keys)])
             held = _FREE_TREES[run] = (signature, _Searched(KDTree(np.ascontiguousarray(points, dtype=np.float32)),
                                                             members, members.size, None, 0.0, None))
     return held[1]
@@ -202,7 +206,7 @@ def _search_band(members: np.ndarray, member_prices: np.ndarray, queries: np.nda
     the floor still bounds every tile not returned.
     """
     floor = float(member_prices.min())
-    ways = [tile_keys] if mirror_keys is None else [tile_keys, mirror_keys]
+    ways = _ways(tile_keys, mirror_keys)
     lifted = np.vstack([np.hstack([keys[members], (member_prices - floor)[:, None]]) for keys in ways])
     searched = _Searched(KDTree(np.ascontiguousarray(lifted, dtype=np.float32)), members, members.size, member_prices,
                          floor, None)
@@ -229,7 +233,7 @@ def _price_out(data: "PricingData", prices: np.ndarray, u: np.ndarray, per_cell:
     parts = data.search(priced, bands, prices, u, depth)
     best = u.copy()
     for part in parts:  # a part's cells are distinct
-        best[part.cells] = np.minimum(best[part.cells], part.best)
+        best[part.cells] = np.minimum(best[part.cells], part.bounds())
     certified = all(part.certified for part in parts)
     cells, tiles, gain = (np.concatenate([part.edges[i] for part in parts]) for i in range(3))
     if not cells.size:

@@ -173,7 +173,7 @@ def one_variant(size: str, variant: str, workers: int, args: argparse.Namespace)
 
 
 def _spawn(size: str, variant: str, workers: int, args: argparse.Namespace, code: str | None = None) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())))
+    env = dict(os.environ)
     if code:
         env["PYTHONPATH"] = code
     command = [sys.executable, os.path.abspath(__file__), "--cache", args.cache, "--targets", args.targets,
