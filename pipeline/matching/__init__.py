@@ -12,8 +12,8 @@ from ._greedy import greedy_assignment
 from ._match import Assignment, match_cells
 from ._nearest import SEARCH_DEPTH, SEARCH_EPS, best_by_cost, nearest_tiles, pair_scoring, ranked_candidates
 from ._rule import ReuseRule
-from ._scoring import PairCost, euclidean_cost, grid_basis, grid_cost, grid_keys
+from ._scoring import PairCost, VectorCost, euclidean_cost, grid_basis, grid_cost, grid_keys
 
-__all__ = ["SEARCH_DEPTH", "SEARCH_EPS", "Assignment", "CapacitatedAssignment", "PairCost", "ReuseRule",
+__all__ = ["SEARCH_DEPTH", "SEARCH_EPS", "Assignment", "CapacitatedAssignment", "PairCost", "ReuseRule", "VectorCost",
            "assign_capacitated", "best_by_cost", "euclidean_cost", "greedy_assignment", "grid_basis", "grid_cost",
            "grid_keys", "match_cells", "nearest_tiles", "pair_scoring", "ranked_candidates"]

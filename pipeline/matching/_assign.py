@@ -71,7 +71,7 @@ class CapacitatedAssignment(NamedTuple):
 
 def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: int, cost: PairCost | None = None, *,
                        min_uses: int = 0, mirror_keys: np.ndarray | None = None, neighbours: int = 32, gap: float = 0.0,
-                       max_rounds: int = 100, time_budget: float | None = None,
+                       max_rounds: int = 100, time_budget: float | None = None, price_out: str = "auto",
                        client: Client | None = None, log: Callable[[str], None] | None = None) -> CapacitatedAssignment:
     """Assign every cell a tile, no tile more than ``max_uses`` times, at least total cost, within a proven gap.
 
@@ -98,8 +98,13 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
     max_rounds, time_budget : optional
         Keep the best matching so far after this many rounds, or when another round,
         taking a quarter longer than the last, would end past this many seconds.
+    price_out : {"auto", "dense", "kdtree"}
+        How each round looks for edges in the whole library: ``"dense"`` costs every
+        pair (the cost must be a :class:`VectorCost`; exact, so every round proves its
+        bound), ``"kdtree"`` searches KD-trees of the keys, ``"auto"`` costs every pair
+        of instances up to ``DENSE_PAIRS`` (:mod:`pipeline.matching._dense`) pairs.
     client : distributed.Client, optional
-        Run the price-out searches as Dask tasks (see :mod:`pipeline.matching._pricing`).
+        Run the KD-tree price-out searches as Dask tasks (see :mod:`pipeline.matching._pricing`).
     log : callable, optional
         Receives one line per round.
 
@@ -134,7 +139,7 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
     tolerance = max(_TOLERANCE, 2 * eps)
     state = None if min_uses else AuctionState(n_cells, n_tiles, max_uses)
     lower_bound, rounds, depth, certify_depth, previous, certifying_before = -np.inf, 0, 0, _DEEP_K, np.inf, False
-    with PricingData(cell_keys, tile_keys, cost, client, mirror_keys) as pricing_data:
+    with PricingData(cell_keys, tile_keys, cost, client, mirror_keys, price_out) as pricing_data:
         while True:
             rounds += 1
             round_start, sent = time.perf_counter(), pricing_data.sent_bytes

@@ -13,7 +13,7 @@ from ._assign import assign_capacitated
 from ._nearest import _require_tiles, pair_scoring, ranked_candidates
 from ._repeats import spread_repeats
 from ._rule import ReuseRule
-from ._scoring import PairCost
+from ._scoring import PairCost, VectorCost
 
 __all__ = ["Assignment", "match_cells"]
 
@@ -165,6 +165,9 @@ def match_cells(
 
 def _weighted(cost: PairCost, weights: np.ndarray) -> PairCost:
     """``cost`` times each pair's cell weight: never below ``cost`` (weights >= 1), so the KD-tree bounds still hold."""
+    if isinstance(cost, VectorCost):
+        return cost.weighted(weights)
+
     def weighted(cells: np.ndarray, tiles: np.ndarray) -> np.ndarray:
         return weights[cells] * cost(cells, tiles)
     return weighted
@@ -172,6 +175,9 @@ def _weighted(cost: PairCost, weights: np.ndarray) -> PairCost:
 
 def _either_way(oriented: PairCost, n_tiles: int) -> PairCost:
     """The cost of a tile used the better way round: ``oriented`` knows tile t mirrored as t + ``n_tiles``."""
+    if isinstance(oriented, VectorCost):
+        return oriented.either_way(n_tiles)
+
     def cost(cells: np.ndarray, tiles: np.ndarray) -> np.ndarray:
         return np.minimum(oriented(cells, tiles), oriented(cells, tiles + n_tiles))
     return cost

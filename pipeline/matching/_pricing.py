@@ -25,7 +25,8 @@ import numpy as np
 from distributed import Client
 from pykdtree.kdtree import KDTree
 
-from ._scoring import PairCost
+from ._dense import DENSE_PAIRS, DenseSweep
+from ._scoring import PairCost, VectorCost
 from ._transport import _kd_query
 
 _PRICE_LEVELS = 32  # KD-trees over priced tiles, one per band of price, in a certifying search
@@ -217,9 +218,13 @@ def _search_band(members: np.ndarray, member_prices: np.ndarray, queries: np.nda
 def _price_out(data: "PricingData", prices: np.ndarray, u: np.ndarray, per_cell: int, depth: _Depth) -> _Pricing:
     """Find edges with ``cost + price < u - tolerance`` anywhere in the library, with a bound for every cell.
 
-    The tiles at price 0 are searched in the static tree; the priced ones, dear (full)
-    or cheap (held at a floor of uses), in bands of price.
+    Small enough, every pair is costed (:class:`DenseSweep`: exact, so certified).
+    Otherwise the tiles at price 0 are searched in the static tree; the priced ones,
+    dear (full) or cheap (held at a floor of uses), in bands of price.
     """
+    if data.dense is not None:
+        best, cells, tiles = data.dense.price_out(prices, u, depth.tolerance, per_cell)
+        return _Pricing(cells, tiles, best, True)
     priced = np.flatnonzero(prices != 0)
     bands = []
     if priced.size:
@@ -260,15 +265,28 @@ class PricingData:
         Run the searches as Dask tasks; otherwise threads in this process.
     mirror_keys : ndarray, optional
         The keys of the tiles mirrored, for tiles that may be used either way round.
+    method : {"auto", "dense", "kdtree"}
+        How to price out: ``"dense"`` costs every pair (:class:`DenseSweep`, exact; the
+        cost must be a :class:`VectorCost`), here, as a client would only add the
+        scatter; ``"kdtree"`` searches the trees; ``"auto"`` sweeps a
+        :class:`VectorCost` of up to :data:`DENSE_PAIRS` pairs, and searches otherwise.
 
     Use it as a context manager: leaving it drops the static trees it built.
     """
 
     def __init__(self, cell_keys: np.ndarray, tile_keys: np.ndarray, cost: PairCost, client: Client | None = None,
-                 mirror_keys: np.ndarray | None = None):
-        self.client = client
+                 mirror_keys: np.ndarray | None = None, method: str = "auto"):
+        pairs = len(cell_keys) * len(tile_keys) * (1 if mirror_keys is None else 2)
+        if method not in ("auto", "dense", "kdtree"):
+            raise ValueError(f"price-out method {method!r}: use 'auto', 'dense' or 'kdtree'")
+        if method == "dense" and not isinstance(cost, VectorCost):
+            raise ValueError("a dense price-out needs a VectorCost")
+        dense = method == "dense" or (method == "auto" and isinstance(cost, VectorCost) and pairs <= DENSE_PAIRS)
+        self.dense = DenseSweep(cost) if dense else None
+        self.client = None if dense else client
         self.run = uuid.uuid4().hex
         self.n_cells = len(cell_keys)
+        client = self.client
         queries = np.hstack([cell_keys, np.zeros((len(cell_keys), 1), np.float32)])  # cells sit at price 0
         self._shared = (queries, cell_keys, tile_keys, mirror_keys, cost)
         if client is not None:

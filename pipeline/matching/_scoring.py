@@ -13,38 +13,76 @@ misses a tile that the cost would rank first, once it is deep enough;
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["PairCost", "euclidean_cost", "grid_cost", "grid_basis", "grid_keys"]
+__all__ = ["PairCost", "VectorCost", "euclidean_cost", "grid_cost", "grid_basis", "grid_keys"]
 
 PairCost = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def euclidean_cost(cell_keys: np.ndarray, tile_keys: np.ndarray) -> PairCost:
+class VectorCost:
+    """Pair cost = a cell's weight x sqrt(``scale`` x the squared distance of the pair's vectors).
+
+    A callable ``cost(cells, tiles)`` of index pairs, like any :data:`PairCost`, that
+    also says what it is made of, so that a search may sweep it densely
+    (:mod:`pipeline.matching._dense`). A tile that may be used either way round has
+    two ``tile_ways`` (its vectors, then its vectors mirrored) and costs the lesser.
+
+    Parameters
+    ----------
+    cell_vectors : ndarray, shape (n_cells, d)
+    tile_ways : sequence of ndarray, each shape (n_tiles, d)
+    scale : float
+    weights : ndarray, shape (n_cells,), optional
+        Each cell's multiplier of its costs (at least 1).
+    """
+
+    def __init__(self, cell_vectors: np.ndarray, tile_ways: Sequence[np.ndarray], scale: float = 1.0,
+                 weights: np.ndarray | None = None, chunk: int = 1 << 18):
+        self.cell_vectors, self.tile_ways = cell_vectors, tuple(tile_ways)
+        self.scale, self.weights, self.chunk = float(scale), weights, chunk
+
+    def __call__(self, cells: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+        out = np.empty(len(cells), np.float64)
+        for lo in range(0, len(cells), self.chunk):
+            part_cells, part_tiles = cells[lo:lo + self.chunk], tiles[lo:lo + self.chunk]
+            rows = self.cell_vectors[part_cells]
+            squared = None
+            for way in self.tile_ways:
+                diff = np.subtract(rows, way[part_tiles], dtype=np.float64)
+                way_squared = np.einsum("ij,ij->i", diff, diff)
+                squared = way_squared if squared is None else np.minimum(squared, way_squared)
+            out[lo:lo + self.chunk] = np.sqrt(squared * self.scale)
+        if self.weights is not None:
+            out *= self.weights[cells]
+        return out
+
+    def weighted(self, weights: np.ndarray) -> "VectorCost":
+        """This cost with each cell's multiplied by its weight (and by any weight it had)."""
+        if self.weights is not None:
+            weights = weights * self.weights
+        return VectorCost(self.cell_vectors, self.tile_ways, self.scale, weights, self.chunk)
+
+    def either_way(self, n_tiles: int) -> "VectorCost":
+        """A cost over ``n_tiles`` tiles whose vectors here are followed by their mirrored ones: the better way round."""
+        ways = [part for way in self.tile_ways for part in (way[:n_tiles], way[n_tiles:])]
+        return VectorCost(self.cell_vectors, ways, self.scale, self.weights, self.chunk)
+
+
+def euclidean_cost(cell_keys: np.ndarray, tile_keys: np.ndarray) -> VectorCost:
     """Pair cost = Euclidean distance of the keys themselves."""
-    def cost(cells: np.ndarray, tiles: np.ndarray) -> np.ndarray:
-        diff = cell_keys[cells].astype(np.float64) - tile_keys[tiles]
-        return np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    return cost
+    return VectorCost(cell_keys, [tile_keys])
 
 
-def grid_cost(cell_grid: np.ndarray, tile_grid: np.ndarray, chunk: int = 1 << 18) -> PairCost:
+def grid_cost(cell_grid: np.ndarray, tile_grid: np.ndarray, chunk: int = 1 << 18) -> VectorCost:
     """Pair cost = root mean square CIE76 difference of corresponding grid blocks.
 
     ``cell_grid`` and ``tile_grid`` are (n, blocks * 3). This is never below the
     distance of the pair's :func:`grid_keys`, which the KD-trees index.
     """
-    blocks = cell_grid.shape[1] // 3
-
-    def cost(cells: np.ndarray, tiles: np.ndarray) -> np.ndarray:
-        out = np.empty(len(cells), np.float64)
-        for lo in range(0, len(cells), chunk):
-            diff = cell_grid[cells[lo:lo + chunk]] - tile_grid[tiles[lo:lo + chunk]]
-            out[lo:lo + chunk] = np.sqrt(np.einsum("ij,ij->i", diff, diff, dtype=np.float64) / blocks)
-        return out
-    return cost
+    return VectorCost(cell_grid, [tile_grid], 3 / cell_grid.shape[1], chunk=chunk)
 
 
 def grid_basis(grid: np.ndarray, dims: int = 8, sample: int = 50_000) -> np.ndarray:

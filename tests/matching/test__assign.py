@@ -9,14 +9,16 @@ from pipeline.matching._greedy import _claim
 from support.features import clustered_grids, dense_cost
 
 
+@pytest.mark.parametrize("price_out", ["dense", "kdtree"])
 @pytest.mark.parametrize("n_cells, n_tiles", [(300, 300), (300, 700), (500, 2000)])
-def test_unique_matches_linear_sum_assignment(n_cells, n_tiles):
+def test_unique_matches_linear_sum_assignment(n_cells, n_tiles, price_out):
     cells, tiles = clustered_grids(n_cells, 1, 4), clustered_grids(n_tiles, 2, 7)
     matrix = dense_cost(cells, tiles)
     rows, cols = linear_sum_assignment(matrix)
     optimum = matrix[rows, cols].sum()
     basis = grid_basis(tiles)
-    result = assign_capacitated(grid_keys(cells, basis), grid_keys(tiles, basis), 1, grid_cost(cells, tiles))
+    result = assign_capacitated(grid_keys(cells, basis), grid_keys(tiles, basis), 1, grid_cost(cells, tiles),
+                                price_out=price_out)
     assert len(np.unique(result.tiles)) == n_cells
     total = matrix[np.arange(n_cells), result.tiles].sum()
     np.testing.assert_allclose(result.costs.sum(), total, rtol=1e-5)
@@ -106,21 +108,22 @@ def test_price_out_as_dask_tasks_finds_the_same_assignment(client):
     cells, tiles = clustered_grids(1500, 14), clustered_grids(2000, 15)
     basis = grid_basis(tiles)
     keys = grid_keys(cells, basis), grid_keys(tiles, basis)
-    local = assign_capacitated(*keys, 1, grid_cost(cells, tiles))
-    distributed = assign_capacitated(*keys, 1, grid_cost(cells, tiles), client=client)
+    local = assign_capacitated(*keys, 1, grid_cost(cells, tiles), price_out="kdtree")
+    distributed = assign_capacitated(*keys, 1, grid_cost(cells, tiles), price_out="kdtree", client=client)
     assert distributed.rounds == local.rounds > 1  # the price-out ran, on the workers
     np.testing.assert_array_equal(distributed.tiles, local.tiles)
     assert distributed.lower_bound == pytest.approx(local.lower_bound)
 
 
-@pytest.mark.parametrize("gap", [0.01, 0.001])
-def test_the_gap_asked_for_is_proven_against_the_true_optimum(gap):
+@pytest.mark.parametrize("gap, price_out", [(0.01, "kdtree"), (0.001, "kdtree"), (0.001, "dense")])
+def test_the_gap_asked_for_is_proven_against_the_true_optimum(gap, price_out):
     cells, tiles = clustered_grids(1500, 21, 4), clustered_grids(3000, 22, 7)
     matrix = dense_cost(cells, tiles)
     rows, cols = linear_sum_assignment(matrix)
     optimum = matrix[rows, cols].sum()
     basis = grid_basis(tiles)
-    result = assign_capacitated(grid_keys(cells, basis), grid_keys(tiles, basis), 1, grid_cost(cells, tiles), gap=gap)
+    result = assign_capacitated(grid_keys(cells, basis), grid_keys(tiles, basis), 1, grid_cost(cells, tiles), gap=gap,
+                                price_out=price_out)
     total = matrix[np.arange(1500), result.tiles].sum()
     assert len(np.unique(result.tiles)) == 1500
     assert result.gap <= gap

@@ -1,8 +1,8 @@
-"""The price-out against a brute-force search of every (cell, tile) pair, here and on a Dask cluster."""
+"""The price-out against a brute-force search of every (cell, tile) pair: KD-trees here and on a Dask cluster, and dense."""
 import numpy as np
 import pytest
 
-from pipeline.matching import grid_basis, grid_cost, grid_keys
+from pipeline.matching import VectorCost, grid_basis, grid_cost, grid_keys
 from pipeline.matching._pricing import PricingData, _Depth, _price_out
 from support.features import clustered_grids, dense_cost
 
@@ -26,7 +26,7 @@ def _instance(seed):
 def test_a_certifying_search_finds_each_cells_exact_minimum_and_every_violated_cell(seed):
     cell_keys, tile_keys, cost, matrix, prices, u = _instance(seed)
     truth = (matrix + prices[None, :]).min(axis=1)
-    with PricingData(cell_keys, tile_keys, cost) as data:
+    with PricingData(cell_keys, tile_keys, cost, method="kdtree") as data:
         pricing = _price_out(data, prices, u, 8, _Depth(16, 4096, 0.0, 1e-4))
     assert pricing.certified
     np.testing.assert_allclose(pricing.best, np.minimum(truth, u), rtol=1e-6, atol=1e-6)
@@ -40,7 +40,7 @@ def test_a_certifying_search_finds_each_cells_exact_minimum_and_every_violated_c
 def test_a_shallow_search_still_proves_a_true_lower_bound():
     cell_keys, tile_keys, cost, matrix, prices, u = _instance(5)
     truth = np.minimum((matrix + prices[None, :]).min(axis=1), u)
-    with PricingData(cell_keys, tile_keys, cost) as data:
+    with PricingData(cell_keys, tile_keys, cost, method="kdtree") as data:
         shallow = _price_out(data, prices, u, 8, _Depth(4, 4, 1.0, 1e-4))
         past_deadline = _price_out(data, prices, u, 8, _Depth(4, 4096, 0.0, 1e-4, deadline=0.0))
     for pricing in (shallow, past_deadline):
@@ -51,12 +51,42 @@ def test_a_shallow_search_still_proves_a_true_lower_bound():
 def test_the_search_on_a_cluster_gives_what_it_gives_here(client):
     cell_keys, tile_keys, cost, matrix, prices, u = _instance(7)
     depth = _Depth(16, 4096, 0.0, 1e-4)
-    with PricingData(cell_keys, tile_keys, cost) as data:
+    with PricingData(cell_keys, tile_keys, cost, method="kdtree") as data:
         local = _price_out(data, prices, u, 8, depth)
-    with PricingData(cell_keys, tile_keys, cost, client) as data:
+    with PricingData(cell_keys, tile_keys, cost, client, method="kdtree") as data:
         remote = _price_out(data, prices, u, 8, depth)
         remote_again = _price_out(data, prices, u, 8, depth)  # the workers' static trees, reused
         assert data.sent_bytes > 0
     np.testing.assert_array_equal(remote.best, local.best)
     assert sorted(zip(remote.cells, remote.tiles)) == sorted(zip(local.cells, local.tiles))
     np.testing.assert_array_equal(remote_again.best, local.best)
+
+
+@pytest.mark.parametrize("mirrored, weighted", [(False, False), (True, True)])
+def test_a_dense_price_out_finds_each_cells_exact_minimum_and_its_most_violating_tiles(mirrored, weighted):
+    cell_keys, tile_keys, cost, matrix, prices, u = _instance(13)
+    rng = np.random.default_rng(13)
+    if mirrored:  # each tile may also be used mirrored: a second way round, the cheaper counts
+        turned = rng.permutation(cost.tile_ways[0])
+        matrix = np.minimum(matrix, dense_cost(cost.cell_vectors, turned))
+        cost = VectorCost(cost.cell_vectors, [cost.tile_ways[0], turned], cost.scale)
+    if weighted:
+        weights = rng.uniform(1, 3, len(cell_keys))
+        matrix, cost = matrix * weights[:, None], cost.weighted(weights)
+    values = matrix + prices[None, :]
+    with PricingData(cell_keys, tile_keys, cost, method="dense") as data:
+        pricing = _price_out(data, prices, u, 8, _Depth(16, 16, 0.0, 1e-4))
+    assert pricing.certified
+    np.testing.assert_allclose(pricing.best, values.min(axis=1), rtol=1e-9)
+    assert (pricing.best <= values.min(axis=1) + 1e-9).all()  # a bound: never above the true least
+    violating = values < (u - 1e-4)[:, None]
+    assert violating.sum() > 8 * 50  # plenty to choose from
+    # The tiles are screened in float32, lowered by a bound on its rounding: a tile within that of
+    # violating may come too, but every one returned is at most that far from violating.
+    rounding = 0.02
+    assert (values[pricing.cells, pricing.tiles] < u[pricing.cells] - 1e-4 + rounding).all()
+    for cell in range(len(u)):  # each cell's edges are its lowest cost + price
+        mine = np.sort(values[cell, pricing.tiles[pricing.cells == cell]])
+        lowest = np.sort(values[cell][violating[cell]])[:8]
+        assert lowest.size <= mine.size <= 8
+        np.testing.assert_allclose(mine[:lowest.size], lowest, atol=rounding)
