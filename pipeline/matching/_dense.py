@@ -14,15 +14,18 @@ distance is lowered by a bound on its error before the root, so the least
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._scoring import VectorCost
 
 __all__ = ["DENSE_PAIRS", "DenseSweep"]
 
 DENSE_PAIRS = 600_000_000  # cell-tile pairs (each way round) up to which a dense sweep is the price-out
-_BLOCK_BYTES = 1 << 26  # a block of cells' products with every tile stays under this
+_BLOCK_BYTES = 1 << 24  # a block of cells' products with every tile stays under this
 
 
 @njit(cache=True)
@@ -39,45 +42,36 @@ def _exact_squared(cell, tiles, t, n_tiles, n_ways):
     return squared
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def _screen_rows(products, screen_norms, n_tiles, n_ways, low):
-    """``low[r, j]``: the least over ways of ``screen_norms - 2 products``, float32 and fast (screening only)."""
-    for r in prange(products.shape[0]):
-        row_low = low[r]
-        for j in range(n_tiles):
-            row_low[j] = screen_norms[j] - np.float32(2.0) * products[r, j]
-        for w in range(1, n_ways):
-            row = products[r, w * n_tiles:(w + 1) * n_tiles]
-            norms = screen_norms[w * n_tiles:(w + 1) * n_tiles]
-            for j in range(n_tiles):
-                row_low[j] = min(row_low[j], norms[j] - np.float32(2.0) * row[j])
-
-
-@njit(parallel=True, cache=True, fastmath={"nsz", "reassoc", "contract"})
-def _sweep_rows(low, cells, tiles, cell_norms, n_tiles, n_ways, scale, rounding, weights, prices, limits, per_cell,
-                best, found):
+@njit(cache=True, nogil=True, fastmath={"nsz", "reassoc", "contract"})
+def _sweep_rows(products, cells, tiles, cell_norms, screen_norms, n_tiles, n_ways, scale, rounding, weights, prices,
+                limits, per_cell, best, found):
     """Each row's least ``cost + price`` into ``best``; its ``per_cell`` most violating tiles into ``found`` (-1: none).
 
-    ``low`` (from :func:`_screen_rows`, plus the cell's own norm) bounds each squared
-    distance from below, so the values it gives bound each ``cost + price`` from below
-    too; the tiles whose bound is below the row's least exact value are costed again
-    exactly, so that the row's least is exact up to float64 rounding.
+    The float32 ``products`` only screen: lowered by a bound on their rounding, the
+    values they give bound each ``cost + price`` from below; the tiles whose bound
+    is below the row's least exact value are costed again exactly, so the row's
+    least is exact up to float64 rounding.
     """
-    for r in prange(low.shape[0]):
+    values = np.empty(n_tiles)
+    for r in range(products.shape[0]):
         own = (1.0 - rounding) * cell_norms[r]
         weight, cell, limit = weights[r], cells[r], limits[r]
-        values = np.empty(n_tiles)
         for j in range(n_tiles):
-            values[j] = weight * np.sqrt(max(own + low[r, j], 0.0) * scale) + prices[j]
+            values[j] = screen_norms[j] - 2.0 * products[r, j]
+        for w in range(1, n_ways):
+            for j in range(n_tiles):
+                values[j] = min(values[j], screen_norms[w * n_tiles + j] - 2.0 * products[r, w * n_tiles + j])
+        count = 0
+        for j in range(n_tiles):
+            value = weight * np.sqrt(max(own + values[j], 0.0) * scale) + prices[j]
+            values[j] = value
+            count += value < limit
         nearest = np.argmin(values)
         least = weight * np.sqrt(_exact_squared(cell, tiles, nearest, n_tiles, n_ways) * scale) + prices[nearest]
-        count = 0
         for j in range(n_tiles):
             if values[j] < least:
                 least = min(least, weight * np.sqrt(_exact_squared(cell, tiles, j, n_tiles, n_ways) * scale)
                             + prices[j])
-            if values[j] < limit:
-                count += 1
         best[r] = least
         if count == 0:
             continue
@@ -122,7 +116,7 @@ class DenseSweep:
         # screen's own sum once more: a screen lowered by eight times that passes every tile that may matter on
         # to the exact float64 cost.
         self.rounding = 8 * (self.cells.shape[1] + 2) * float(np.finfo(np.float32).eps)
-        self.screen_norms = ((1.0 - self.rounding) * self.tile_norms).astype(np.float32)
+        self.screen_norms = (1.0 - self.rounding) * self.tile_norms
 
     def price_out(self, prices: np.ndarray, u: np.ndarray, tolerance: float,
                   per_cell: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,12 +136,16 @@ class DenseSweep:
         best = np.empty(n_cells)
         found = np.full((n_cells, per_cell), -1, np.int64)
         rows = max(1, _BLOCK_BYTES // (4 * len(self.tiles)))
-        for lo in range(0, n_cells, rows):
+
+        def sweep(lo: int) -> None:
             part = slice(lo, min(n_cells, lo + rows))
             products = self.cells32[part] @ self.tiles32.T
-            low = np.empty((len(products), self.n_tiles), np.float32)
-            _screen_rows(products, self.screen_norms, self.n_tiles, self.n_ways, low)
-            _sweep_rows(low, self.cells[part], self.tiles, self.cell_norms[part], self.n_tiles, self.n_ways, self.scale,
-                        self.rounding, self.weights[part], prices, limits[part], per_cell, best[part], found[part])
+            _sweep_rows(products, self.cells[part], self.tiles, self.cell_norms[part], self.screen_norms,
+                        self.n_tiles, self.n_ways, self.scale, self.rounding, self.weights[part], prices,
+                        limits[part], per_cell, best[part], found[part])
+
+        # The kernel lets go of the GIL: one block's product overlaps another's sweep.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(sweep, range(0, n_cells, rows)))
         cells, slots = np.nonzero(found >= 0)
         return best, cells, found[cells, slots]

@@ -7,11 +7,27 @@ reference the auction is tested against.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ._scoring import PairCost
 from ._transport import _COST_SCALE, _solve_min_cost_flow
 
 __all__ = ["CandidateGraph", "solve_on_graph", "graph_prices"]
+
+
+@njit(cache=True)
+def _least_per_segment(starts: np.ndarray, values: np.ndarray, per_segment: int) -> np.ndarray:
+    """A mask of each segment's ``per_segment`` least values (segment s is ``starts[s]:starts[s + 1]``)."""
+    keep = np.zeros(values.size, np.bool_)
+    for s in range(starts.size - 1):
+        lo, hi = starts[s], starts[s + 1]
+        if hi - lo <= per_segment:
+            keep[lo:hi] = True
+            continue
+        order = np.argsort(values[lo:hi])
+        for k in range(per_segment):
+            keep[lo + order[k]] = True
+    return keep
 
 
 class CandidateGraph:
@@ -32,18 +48,14 @@ class CandidateGraph:
             # Costs on the solver's integer grid: the matching is then exactly optimal for the costs
             # the prices are computed from, so their shortest paths never meet a negative cycle.
             new_costs = np.rint(cost(codes // self.n_tiles, codes % self.n_tiles) * _COST_SCALE) / _COST_SCALE
-            merged = np.concatenate([self.codes, codes])
-            order = np.argsort(merged, kind="stable")
-            self.codes, self.costs = merged[order], np.concatenate([self.costs, new_costs])[order]
+            at = np.searchsorted(self.codes, codes)  # both sorted: an insertion, no sort of the whole
+            self.codes, self.costs = np.insert(self.codes, at, codes), np.insert(self.costs, at, new_costs)
         return int(codes.size)
 
     def keep_best(self, reduced: np.ndarray, per_cell: int) -> None:
         """Keep each cell's ``per_cell`` edges of least reduced cost (its matched edge has 0)."""
-        cells = self.cells
-        order = np.lexsort((reduced, cells))
-        rank = np.empty(cells.size, np.int64)
-        rank[order] = np.arange(cells.size) - np.searchsorted(cells[order], cells[order])
-        keep = rank < per_cell
+        keep = _least_per_segment(np.searchsorted(self.codes, np.arange(self.codes[-1] // self.n_tiles + 2)
+                                                  * self.n_tiles), reduced, per_cell)
         self.codes, self.costs = self.codes[keep], self.costs[keep]
 
     @property

@@ -51,8 +51,8 @@ class VectorCost:
             rows = self.cell_vectors[part_cells]
             squared = None
             for way in self.tile_ways:
-                diff = np.subtract(rows, way[part_tiles], dtype=np.float64)
-                way_squared = np.einsum("ij,ij->i", diff, diff)
+                diff = rows - way[part_tiles]
+                way_squared = np.einsum("ij,ij->i", diff, diff, dtype=np.float64)
                 squared = way_squared if squared is None else np.minimum(squared, way_squared)
             out[lo:lo + self.chunk] = np.sqrt(squared * self.scale)
         if self.weights is not None:
