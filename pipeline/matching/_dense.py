@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
+from threadpoolctl import threadpool_limits
 
 from ._scoring import VectorCost
 
@@ -26,6 +27,7 @@ __all__ = ["DENSE_PAIRS", "DenseSweep"]
 
 DENSE_PAIRS = 600_000_000  # cell-tile pairs (each way round) up to which a dense sweep is the price-out
 _BLOCK_BYTES = 1 << 24  # a block of cells' products with every tile stays under this
+_CHUNK = 256  # free tiles screened together
 
 
 @njit(cache=True)
@@ -42,60 +44,99 @@ def _exact_squared(cell, tiles, t, n_tiles, n_ways):
     return squared
 
 
-@njit(cache=True, nogil=True, fastmath={"nsz", "reassoc", "contract"})
-def _sweep_rows(products, cells, tiles, cell_norms, screen_norms, n_tiles, n_ways, scale, rounding, weights, prices,
-                limits, per_cell, best, found):
+_FAST = {"nsz", "reassoc", "contract"}  # no assumption that values are finite: inf marks "none yet"
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST, inline="always")  # a call per pair otherwise costs ~10 ns
+def _screened(products, screen_norms, r, j, n_tiles, n_ways):
+    """A lower bound of the squared distance of row ``r`` to tile ``j``, less the cell's own norm."""
+    squared = screen_norms[j] - 2.0 * products[r, j]
+    for w in range(1, n_ways):
+        squared = min(squared, screen_norms[w * n_tiles + j] - 2.0 * products[r, w * n_tiles + j])
+    return squared
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _sweep_rows(products, cells, tiles, order, cell_norms, screen_norms, n_priced, n_ways, scale, rounding, weights,
+                prices, limits, per_cell, best, found):
     """Each row's least ``cost + price`` into ``best``; its ``per_cell`` most violating tiles into ``found`` (-1: none).
 
-    The float32 ``products`` only screen: lowered by a bound on their rounding, the
-    values they give bound each ``cost + price`` from below; the tiles whose bound
-    is below the row's least exact value are costed again exactly, so the row's
-    least is exact up to float64 rounding.
+    Tiles come in ``order`` (``products``, ``screen_norms`` and ``prices`` follow it):
+    the ``n_priced`` priced tiles first, then the free ones, whose cost alone counts,
+    so that their least is a plain minimum of squared distances. The float32
+    ``products`` only screen: lowered by a bound on their rounding, the values they
+    give bound each ``cost + price`` from below, and every tile whose bound is below
+    the row's least exact value is costed again exactly (float64).
     """
-    values = np.empty(n_tiles)
+    n_tiles = order.size
+    candidate_values, candidate_tiles = np.empty(n_tiles), np.empty(n_tiles, np.int64)
+    priced_values = np.empty(n_priced)
+    # The free tiles go in chunks: a chunk's least bound, a vectorised minimum, tells whether any of its
+    # tiles needs a closer look, which most chunks do not.
+    n_chunks = -(-(n_tiles - n_priced) // _CHUNK)
+    chunk_low = np.empty(n_chunks)
     for r in range(products.shape[0]):
         own = (1.0 - rounding) * cell_norms[r]
         weight, cell, limit = weights[r], cells[r], limits[r]
-        for j in range(n_tiles):
-            values[j] = screen_norms[j] - 2.0 * products[r, j]
-        for w in range(1, n_ways):
-            for j in range(n_tiles):
-                values[j] = min(values[j], screen_norms[w * n_tiles + j] - 2.0 * products[r, w * n_tiles + j])
+        free_low, free_chunk = np.inf, -1
+        for c in range(n_chunks):
+            low = np.inf
+            for j in range(n_priced + c * _CHUNK, min(n_tiles, n_priced + (c + 1) * _CHUNK)):
+                low = min(low, _screened(products, screen_norms, r, j, n_tiles, n_ways))
+            chunk_low[c] = low
+            if low < free_low:
+                free_low, free_chunk = low, c
+        for j in range(n_priced):
+            priced_values[j] = weight * np.sqrt(max(own + _screened(products, screen_norms, r, j, n_tiles, n_ways),
+                                                    0.0) * scale) + prices[j]
+        nearest = np.argmin(priced_values) if n_priced else -1
+        if n_priced < n_tiles and (nearest < 0 or weight * np.sqrt(max(own + free_low, 0.0) * scale)
+                                   < priced_values[nearest]):
+            nearest = -1
+        if nearest < 0:  # a free tile has the least bound: the least in its chunk
+            low = np.inf
+            for j in range(n_priced + free_chunk * _CHUNK, min(n_tiles, n_priced + (free_chunk + 1) * _CHUNK)):
+                squared = _screened(products, screen_norms, r, j, n_tiles, n_ways)
+                if squared < low:
+                    low, nearest = squared, j
+        least = weight * np.sqrt(_exact_squared(cell, tiles, order[nearest], n_tiles, n_ways) * scale) \
+            + prices[nearest]
+        reach = max(least, limit)  # tiles whose bound is below this may violate, or be the least
         count = 0
-        for j in range(n_tiles):
-            value = weight * np.sqrt(max(own + values[j], 0.0) * scale) + prices[j]
-            values[j] = value
-            count += value < limit
-        nearest = np.argmin(values)
-        least = weight * np.sqrt(_exact_squared(cell, tiles, nearest, n_tiles, n_ways) * scale) + prices[nearest]
-        for j in range(n_tiles):
-            if values[j] < least:
-                least = min(least, weight * np.sqrt(_exact_squared(cell, tiles, j, n_tiles, n_ways) * scale)
+        for j in range(n_priced):
+            value = priced_values[j]
+            if value < least:
+                least = min(least, weight * np.sqrt(_exact_squared(cell, tiles, order[j], n_tiles, n_ways) * scale)
                             + prices[j])
+            if value < limit:
+                candidate_values[count], candidate_tiles[count] = value, j
+                count += 1
+        free_reach = -np.inf if reach <= 0 else (reach / weight) ** 2 / scale * (1 + 1e-9) - own + 1e-9
+        for c in range(n_chunks):
+            if chunk_low[c] >= free_reach:
+                continue
+            for j in range(n_priced + c * _CHUNK, min(n_tiles, n_priced + (c + 1) * _CHUNK)):
+                squared = _screened(products, screen_norms, r, j, n_tiles, n_ways)
+                if squared < free_reach:
+                    value = weight * np.sqrt(max(own + squared, 0.0) * scale)
+                    if value < least:
+                        least = min(least, weight * np.sqrt(_exact_squared(cell, tiles, order[j], n_tiles, n_ways)
+                                                            * scale))
+                    if value < limit:
+                        candidate_values[count], candidate_tiles[count] = value, j
+                        count += 1
         best[r] = least
-        if count == 0:
-            continue
+        last = np.inf
+        if count > per_cell:  # only the row's ``per_cell`` most violating tiles: up to the per_cell-th value
+            last = np.partition(candidate_values[:count], per_cell - 1)[per_cell - 1]
         k = 0
-        if count <= per_cell:
-            for j in range(n_tiles):
-                if values[j] < limit:
-                    found[r, k] = j
-                    k += 1
-            continue
-        violating = np.empty(count)  # only the row's ``per_cell`` most violating tiles: up to the per_cell-th value
-        for j in range(n_tiles):
-            if values[j] < limit:
-                violating[k] = values[j]
+        for c in range(count):
+            if candidate_values[c] < last:
+                found[r, k] = order[candidate_tiles[c]]
                 k += 1
-        last = np.partition(violating, per_cell - 1)[per_cell - 1]
-        k = 0
-        for j in range(n_tiles):
-            if values[j] < last:
-                found[r, k] = j
-                k += 1
-        for j in range(n_tiles):  # ties with the last, as many as there is room for
-            if values[j] == last and k < per_cell:
-                found[r, k] = j
+        for c in range(count):  # ties with the last, as many as there is room for
+            if candidate_values[c] == last and k < per_cell:
+                found[r, k] = order[candidate_tiles[c]]
                 k += 1
 
 
@@ -117,6 +158,7 @@ class DenseSweep:
         # to the exact float64 cost.
         self.rounding = 8 * (self.cells.shape[1] + 2) * float(np.finfo(np.float32).eps)
         self.screen_norms = (1.0 - self.rounding) * self.tile_norms
+        self._products: list[np.ndarray] = []
 
     def price_out(self, prices: np.ndarray, u: np.ndarray, tolerance: float,
                   per_cell: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,16 +178,29 @@ class DenseSweep:
         best = np.empty(n_cells)
         found = np.full((n_cells, per_cell), -1, np.int64)
         rows = max(1, _BLOCK_BYTES // (4 * len(self.tiles)))
+        # The priced tiles first: the free ones then need no price, only the least distance.
+        priced = prices != 0
+        order = np.concatenate([np.flatnonzero(priced), np.flatnonzero(~priced)])
+        ways_order = np.concatenate([order + w * self.n_tiles for w in range(self.n_ways)])
+        tiles32, screen_norms, ordered_prices = self.tiles32[ways_order], self.screen_norms[ways_order], prices[order]
+        n_priced = int(priced.sum())
 
-        def sweep(lo: int) -> None:
-            part = slice(lo, min(n_cells, lo + rows))
-            products = self.cells32[part] @ self.tiles32.T
-            _sweep_rows(products, self.cells[part], self.tiles, self.cell_norms[part], self.screen_norms,
-                        self.n_tiles, self.n_ways, self.scale, self.rounding, self.weights[part], prices,
-                        limits[part], per_cell, best[part], found[part])
+        threads = os.cpu_count() or 1
+        if len(self._products) != threads or self._products[0].shape[0] != rows:
+            # Kept across rounds: fresh pages for a block's products cost more than the product itself here.
+            self._products = [np.empty((rows, len(self.tiles)), np.float32) for _ in range(threads)]
 
-        # The kernel lets go of the GIL: one block's product overlaps another's sweep.
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            list(pool.map(sweep, range(0, n_cells, rows)))
+        def sweep(thread: int) -> None:
+            for lo in range(thread * rows, n_cells, threads * rows):
+                part = slice(lo, min(n_cells, lo + rows))
+                products = self._products[thread][:part.stop - lo]
+                np.matmul(self.cells32[part], tiles32.T, out=products)
+                _sweep_rows(products, self.cells[part], self.tiles, order, self.cell_norms[part], screen_norms,
+                            n_priced, self.n_ways, self.scale, self.rounding, self.weights[part], ordered_prices,
+                            limits[part], per_cell, best[part], found[part])
+
+        # The kernel lets go of the GIL: one thread's product overlaps another's sweep.
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(sweep, range(threads)))
         cells, slots = np.nonzero(found >= 0)
         return best, cells, found[cells, slots]
