@@ -22,7 +22,8 @@ are computed once (``--optimum`` runs only that; 10,000 x 50,000 takes many minu
 
 Each size runs the capped assignment (``--unique``) towards its goal (a proven gap
 within a time), each variant in a process of its own so that its peak RSS is its own:
-this code; with ``--before``, the code of a checkout given (e.g. ``git worktree add
+this code (up to 6e8 pairs its price-out costs every pair, and the KD-tree price-out
+runs beside it); with ``--before``, the code of a checkout given (e.g. ``git worktree add
 /var/tmp/old-02f419d 02f419d``, the code before the auction) at the same size and
 budget; the lesson's ``ot.emd`` at 10,000 x 10,000. ``--workers 1,2`` runs this code
 again with its price-out on a LocalCluster of that many single-threaded workers, and
@@ -55,7 +56,7 @@ if THIS_CODE:
     from pipeline.target import describe_target
 
 SIZES = ["2500x5000", "10000x10000", "10000x50000", "100000x1000000", "200000x13000000", "2000000x13000000"]
-DENSE_LIMIT = 10_000 * 50_000  # instances up to this many pairs get an exact optimum
+DENSE_LIMIT = 10_000 * 50_000  # instances up to this many pairs get an exact optimum, and a KD-tree price-out beside
 
 
 def _cells(targets: list[str], n: int, grid: int) -> np.ndarray:
@@ -160,8 +161,9 @@ def one_variant(size: str, variant: str, workers: int, args: argparse.Namespace)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     start = time.perf_counter()
+    options = {"price_out": "kdtree"} if variant == "kdtree" else {}
     result = assign_capacitated(cell_keys, tile_keys, 1, cost, gap=gap, time_budget=BUDGET_FACTOR * goal, client=client,
-                                log=rounds_log.append)
+                                log=rounds_log.append, **options)
     seconds = time.perf_counter() - start
     if cluster is not None:
         client.close()
@@ -193,6 +195,8 @@ def run_size(size: str, instance: dict, args: argparse.Namespace) -> None:
     greedy = float(cost(np.arange(n), greedy_assignment(cell_keys, tile_keys, 1)).sum())
     optimum = instance.get("optimum")
     runs = [("this code", _spawn(size, "auction", 0, args))]
+    if n * len(tiles) <= DENSE_LIMIT:  # this code's price-out costs every pair here: the KD-trees' beside it
+        runs.append(("this code, KD-tree price-out", _spawn(size, "kdtree", 0, args)))
     if args.before and n <= 100_000:
         runs.append((f"before ({os.path.basename(args.before)})", _spawn(size, "auction", 0, args, args.before)))
     for workers in args.workers:
