@@ -22,6 +22,7 @@ from numba import njit
 from threadpoolctl import threadpool_limits
 
 from ._scoring import VectorCost
+from ._selection import least_k
 
 __all__ = ["DENSE_PAIRS", "DenseSweep"]
 
@@ -71,6 +72,7 @@ def _sweep_rows(products, cells, tiles, order, cell_norms, screen_norms, n_price
     n_tiles = order.size
     candidate_values, candidate_tiles = np.empty(n_tiles), np.empty(n_tiles, np.int64)
     priced_values = np.empty(n_priced)
+    chosen = np.empty(per_cell, np.int64)
     # The free tiles go in chunks: a chunk's least bound, a vectorised minimum, tells whether any of its
     # tiles needs a closer look, which most chunks do not.
     n_chunks = -(-(n_tiles - n_priced) // _CHUNK)
@@ -89,7 +91,10 @@ def _sweep_rows(products, cells, tiles, order, cell_norms, screen_norms, n_price
         for j in range(n_priced):
             priced_values[j] = weight * np.sqrt(max(own + _screened(products, screen_norms, r, j, n_tiles, n_ways),
                                                     0.0) * scale) + prices[j]
-        nearest = np.argmin(priced_values) if n_priced else -1
+        nearest = -1
+        for j in range(n_priced):
+            if nearest < 0 or priced_values[j] < priced_values[nearest]:
+                nearest = j
         if n_priced < n_tiles and (nearest < 0 or weight * np.sqrt(max(own + free_low, 0.0) * scale)
                                    < priced_values[nearest]):
             nearest = -1
@@ -126,18 +131,9 @@ def _sweep_rows(products, cells, tiles, order, cell_norms, screen_norms, n_price
                         candidate_values[count], candidate_tiles[count] = value, j
                         count += 1
         best[r] = least
-        last = np.inf
-        if count > per_cell:  # only the row's ``per_cell`` most violating tiles: up to the per_cell-th value
-            last = np.partition(candidate_values[:count], per_cell - 1)[per_cell - 1]
-        k = 0
-        for c in range(count):
-            if candidate_values[c] < last:
-                found[r, k] = order[candidate_tiles[c]]
-                k += 1
-        for c in range(count):  # ties with the last, as many as there is room for
-            if candidate_values[c] == last and k < per_cell:
-                found[r, k] = order[candidate_tiles[c]]
-                k += 1
+        kept = least_k(candidate_values[:count], per_cell, chosen)  # the row's most violating tiles
+        for k in range(kept):
+            found[r, k] = order[candidate_tiles[chosen[k]]]
 
 
 class DenseSweep:

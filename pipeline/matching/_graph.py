@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from ._scoring import PairCost
+from ._selection import least_k
 from ._transport import _COST_SCALE, _solve_min_cost_flow
 
 __all__ = ["CandidateGraph", "solve_on_graph", "graph_prices"]
@@ -19,14 +20,11 @@ __all__ = ["CandidateGraph", "solve_on_graph", "graph_prices"]
 def _least_per_segment(starts: np.ndarray, values: np.ndarray, per_segment: int) -> np.ndarray:
     """A mask of each segment's ``per_segment`` least values (segment s is ``starts[s]:starts[s + 1]``)."""
     keep = np.zeros(values.size, np.bool_)
+    chosen = np.empty(per_segment, np.int64)
     for s in range(starts.size - 1):
         lo, hi = starts[s], starts[s + 1]
-        if hi - lo <= per_segment:
-            keep[lo:hi] = True
-            continue
-        order = np.argsort(values[lo:hi])
-        for k in range(per_segment):
-            keep[lo + order[k]] = True
+        for k in range(least_k(values[lo:hi], per_segment, chosen)):
+            keep[lo + chosen[k]] = True
     return keep
 
 
