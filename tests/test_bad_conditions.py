@@ -167,10 +167,12 @@ def test_sigkills_at_random_moments_leave_sound_caches_and_whole_outputs(tmp_pat
     for photo in demo_photos[:150]:
         (library / photo.name).write_bytes(photo.read_bytes())
     rng = random.Random(20261202)
-    index = soak_index(library, tmp_path / "index", kills=10, rng=rng)
+    # 8 kills of index (tests/benchmarks/bench_crash.py runs hundreds): at 10 this test took 116 s of a suite
+    # that must stay under 10 minutes on the 2-core CI machine.
+    index = soak_index(library, tmp_path / "index", kills=8, rng=rng)
     print(index.line("index"))
     assert (index.broken, index.reruns_differ, index.orphans) == ([], [], [])
-    assert index.reruns_equal == index.kills == 10
+    assert index.reruns_equal == index.kills == 8
     others = soak_make_render(demo_target, tmp_path / "index" / "clean.h5", tmp_path / "outputs", kills=3, rng=rng)
     for command, tally in others.items():
         print(tally.line(command))

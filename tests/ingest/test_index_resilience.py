@@ -62,14 +62,15 @@ def test_sigkill_mid_run_then_the_same_command_finishes_the_clean_content(librar
     clean = tmp_path / "clean.h5"
     index_library(library, clean, client=client, progress=False)
     killed = tmp_path / "killed.h5"
-    # The file grows when a batch's data is written, before the batch is committed, so a kill
-    # can still find no tile committed (seen once in seven CI runs): a sound cache, but not the
-    # case this test is about. Such a run is killed afresh until a kill lands mid-run.
+    # The file grows when a batch's data is written, before the batch is committed: at 1 MB (the
+    # first batch's write) a kill often found no tile committed, five times in a row on a slow
+    # machine. At 4 MB some ten batches of 16 are written, of the whole run's ~39 MB, so a kill
+    # lands mid-run; a run that still holds none is killed afresh.
     for attempt in range(5):
         killed.unlink(missing_ok=True)
         run = start_index(library, killed)
         try:
-            wait_until_written(run, killed, at_least=1_000_000)
+            wait_until_written(run, killed, at_least=4_000_000)
             os.kill(run.pid, signal.SIGKILL)  # the client only: it was writing the cache
             run.wait(timeout=30)
         finally:
