@@ -158,8 +158,9 @@ def auction(cells: np.ndarray, tiles: np.ndarray, costs: np.ndarray, state: Auct
         The slack allowed per cell at the end: the total is within ``n_cells * eps`` of the graph's optimum.
     warm : bool
         Start from the prices and holders of a graph this one grew from: only cells
-        whose new edges undercut their slot by more than ``eps`` bid again, in a
-        phase or two; otherwise epsilon-scaling starts from the costs' spread.
+        whose new edges undercut their slot by more than a phase's eps bid again, the
+        phases scaling down from the largest such slack; otherwise epsilon-scaling
+        starts from the costs' spread.
 
     Returns
     -------
@@ -172,11 +173,11 @@ def auction(cells: np.ndarray, tiles: np.ndarray, costs: np.ndarray, state: Auct
     edge_tiles, edge_costs = tiles.astype(np.int64), costs.astype(np.float64)
     by_tile = None  # the edges by tile, for the reverse auction: sorted only once it is needed
     reach = float(costs.max() - costs.min()) + 1.0
+    standing = _standing(cells, cell_ptr, edge_tiles, edge_costs, state)  # the first phase's, shared with the start
     if warm and (state.cell_slot >= 0).all():
         # From the most any cell is above its cheapest edge: a new edge that undercuts its slot by far,
         # fought over at a tiny eps, made a price war of millions of bids (9 s on a 14,000-edge graph).
-        own = _own_costs(cells, edge_tiles, edge_costs, state.tiles) + state.slot_price[state.cell_slot]
-        slack = float((own - np.minimum.reduceat(edge_costs + state.tile_prices()[edge_tiles], cell_ptr[:-1])).max())
+        slack = float((standing[0] - standing[1]).max())
         phases = [max(eps, min(reach / 8, slack / _SCALE_STEP))]
     else:
         phases = [max(eps, reach / 8)]
@@ -185,9 +186,9 @@ def auction(cells: np.ndarray, tiles: np.ndarray, costs: np.ndarray, state: Auct
     for phase_eps in phases:
         # Cells already within this phase's eps of their cheapest choice keep their slots; the others bid.
         held = state.cell_slot >= 0
-        value = np.full(n_cells, np.inf)
-        value[held] = (_own_costs(cells, edge_tiles, edge_costs, state.tiles) + state.slot_price[state.cell_slot])[held]
-        cheapest = np.minimum.reduceat(edge_costs + state.tile_prices()[edge_tiles], cell_ptr[:-1])
+        value, cheapest = standing if standing is not None else _standing(cells, cell_ptr, edge_tiles, edge_costs,
+                                                                          state)
+        standing = None
         rebid = np.flatnonzero(value > cheapest + phase_eps)
         state.slot_owner[state.cell_slot[rebid][held[rebid]]] = -1
         state.cell_slot[rebid] = -1
@@ -209,6 +210,15 @@ def auction(cells: np.ndarray, tiles: np.ndarray, costs: np.ndarray, state: Auct
         state.slot_price[spare] = floor
         state.slot_price -= floor
     return state
+
+
+def _standing(cells: np.ndarray, cell_ptr: np.ndarray, edge_tiles: np.ndarray, edge_costs: np.ndarray,
+              state: AuctionState) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's cost + price on the slot it holds (inf: none), and its cheapest edge's cost + tile price."""
+    value = np.full(state.cell_slot.size, np.inf)
+    held = state.cell_slot >= 0
+    value[held] = (_own_costs(cells, edge_tiles, edge_costs, state.tiles) + state.slot_price[state.cell_slot])[held]
+    return value, np.minimum.reduceat(edge_costs + state.tile_prices()[edge_tiles], cell_ptr[:-1])
 
 
 def _own_costs(cells: np.ndarray, edge_tiles: np.ndarray, edge_costs: np.ndarray, held: np.ndarray) -> np.ndarray:

@@ -31,9 +31,12 @@ _BLOCK_BYTES = 1 << 24  # a block of cells' products with every tile stays under
 _CHUNK = 256  # free tiles screened together
 
 
-@njit(cache=True)
-def _exact_squared(cell, tiles, t, n_tiles, n_ways):
-    """The float64 squared distance of a cell to tile ``t``, the lesser way round."""
+_FAST = {"nsz", "reassoc", "contract"}  # no assumption that values are finite: inf marks "none yet"
+
+
+@njit(cache=True)  # called rarely, and kept out of the sweep's fastmath
+def _exact_cost(cell, tiles, t, n_tiles, n_ways, weight, scale):
+    """The cell's exact cost of tile ``t``: float64, the lesser way round, weighted."""
     squared = np.inf
     for w in range(n_ways):
         row = tiles[w * n_tiles + t]
@@ -42,10 +45,7 @@ def _exact_squared(cell, tiles, t, n_tiles, n_ways):
             diff = cell[k] - row[k]
             total += diff * diff
         squared = min(squared, total)
-    return squared
-
-
-_FAST = {"nsz", "reassoc", "contract"}  # no assumption that values are finite: inf marks "none yet"
+    return weight * np.sqrt(squared * scale)
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST, inline="always")  # a call per pair otherwise costs ~10 ns
@@ -104,15 +104,13 @@ def _sweep_rows(products, cells, tiles, order, cell_norms, screen_norms, n_price
                 squared = _screened(products, screen_norms, r, j, n_tiles, n_ways)
                 if squared < low:
                     low, nearest = squared, j
-        least = weight * np.sqrt(_exact_squared(cell, tiles, order[nearest], n_tiles, n_ways) * scale) \
-            + prices[nearest]
+        least = _exact_cost(cell, tiles, order[nearest], n_tiles, n_ways, weight, scale) + prices[nearest]
         reach = max(least, limit)  # tiles whose bound is below this may violate, or be the least
         count = 0
         for j in range(n_priced):
             value = priced_values[j]
             if value < least:
-                least = min(least, weight * np.sqrt(_exact_squared(cell, tiles, order[j], n_tiles, n_ways) * scale)
-                            + prices[j])
+                least = min(least, _exact_cost(cell, tiles, order[j], n_tiles, n_ways, weight, scale) + prices[j])
             if value < limit:
                 candidate_values[count], candidate_tiles[count] = value, j
                 count += 1
@@ -125,8 +123,7 @@ def _sweep_rows(products, cells, tiles, order, cell_norms, screen_norms, n_price
                 if squared < free_reach:
                     value = weight * np.sqrt(max(own + squared, 0.0) * scale)
                     if value < least:
-                        least = min(least, weight * np.sqrt(_exact_squared(cell, tiles, order[j], n_tiles, n_ways)
-                                                            * scale))
+                        least = min(least, _exact_cost(cell, tiles, order[j], n_tiles, n_ways, weight, scale))
                     if value < limit:
                         candidate_values[count], candidate_tiles[count] = value, j
                         count += 1
