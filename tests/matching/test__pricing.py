@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from pipeline.matching import VectorCost, grid_basis, grid_cost, grid_keys
+from pipeline.matching import _pricing
 from pipeline.matching._pricing import PricingData, _Depth, _price_out
 from support.features import clustered_grids, dense_cost
 
@@ -22,8 +23,12 @@ def _instance(seed):
     return grid_keys(cells, basis), grid_keys(tiles, basis), cost, matrix, prices, u
 
 
+@pytest.mark.parametrize("free_tree", [True, False])
 @pytest.mark.parametrize("seed", [3, 11])
-def test_a_certifying_search_finds_each_cells_exact_minimum_and_every_violated_cell(seed):
+def test_a_certifying_search_finds_each_cells_exact_minimum_and_every_violated_cell(seed, free_tree, monkeypatch):
+    # A third of these tiles are priced: the free ones get a tree of their own, unless the static
+    # tree (passing over the priced ones) is made to serve however crowded the library.
+    monkeypatch.setattr(_pricing, "_CROWDED", 0.02 if free_tree else 1.0)
     cell_keys, tile_keys, cost, matrix, prices, u = _instance(seed)
     truth = (matrix + prices[None, :]).min(axis=1)
     with PricingData(cell_keys, tile_keys, cost, method="kdtree") as data:
@@ -35,6 +40,15 @@ def test_a_certifying_search_finds_each_cells_exact_minimum_and_every_violated_c
     assert set(violated) <= set(pricing.cells.tolist())
     found = matrix[pricing.cells, pricing.tiles] + prices[pricing.tiles]
     assert (found < u[pricing.cells]).all()  # every edge it returns does undercut
+    # Each cell's edges are its 8 most violating: a search may stop once nothing unseen beats its 8th.
+    values = matrix + prices[None, :]
+    crowded = 0
+    for cell in violated:
+        mine = np.sort(found[pricing.cells == cell])
+        lowest = np.sort(values[cell][values[cell] < u[cell] - 1e-4])[:8]
+        crowded += lowest.size == 8
+        np.testing.assert_allclose(mine, lowest, rtol=1e-5)
+    assert crowded > 20  # cells with more violating tiles than are kept, where the search stops early
 
 
 def test_a_shallow_search_still_proves_a_true_lower_bound():
