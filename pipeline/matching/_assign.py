@@ -52,6 +52,7 @@ _DEEP_K = 512  # first depth per tree of a certifying search
 _DEEPEST_K = 8192  # a certifying search that finds nothing goes four times deeper, up to this
 _FIRST_EDGES = 8_000_000  # edges the first graph may hold
 _GAP_SHARE = 0.25  # of the gap asked for, what the auction may leave on the graph
+_FINAL_SHARE = 0.25  # of a time budget, what is kept for the final, certifying search
 
 
 class CapacitatedAssignment(NamedTuple):
@@ -97,7 +98,9 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
         ends when the edges a certifying search found gain under 0.02 %.
     max_rounds, time_budget : optional
         Keep the best matching so far after this many rounds, or when another round,
-        taking a quarter longer than the last, would end past this many seconds.
+        taking a quarter longer than the last, would end past this many seconds. Near
+        the end of the budget (its last quarter), a round whose search was shallow is
+        followed by a last, certifying one, which goes no deeper past the budget's end.
     price_out : {"auto", "dense", "kdtree"}
         How each round looks for edges in the whole library: ``"dense"`` costs every
         pair (the cost must be a :class:`VectorCost`; exact, so every round proves its
@@ -139,6 +142,7 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
     tolerance = max(_TOLERANCE, 2 * eps)
     state = None if min_uses else AuctionState(n_cells, n_tiles, max_uses)
     lower_bound, rounds, depth, certify_depth, previous, certifying_before = -np.inf, 0, 0, _DEEP_K, np.inf, False
+    final = False
     with PricingData(cell_keys, tile_keys, cost, client, mirror_keys, price_out) as pricing_data:
         while True:
             rounds += 1
@@ -179,7 +183,12 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
             # if it should end in time with a quarter to spare.
             out_of_time = time_budget is not None and now + 1.25 * (now - round_start) - start > time_budget
             exhausted = added == 0 and depth >= _DEEPEST_K
-            if proven or (added == 0 and pricing.certified) or exhausted or rounds >= max_rounds or out_of_time:
+            # Shallow searches prove little: when the budget nears its end, the last round is a certifying one,
+            # which stops going deeper at the deadline with every cell's bound still valid.
+            finish = (time_budget is not None and not depth and not pricing.certified
+                      and now + 1.25 * (now - round_start) - start > (1 - _FINAL_SHARE) * time_budget)
+            if (proven or (added == 0 and pricing.certified) or exhausted or rounds >= max_rounds or final
+                    or (out_of_time and not finish)):
                 return CapacitatedAssignment(chosen, own, lower_bound, rounds)
             if depth and not pricing.certified:  # some cells were left unsettled: the next certifying search goes deeper
                 certify_depth = min(4 * certify_depth, _DEEPEST_K)
@@ -192,3 +201,5 @@ def assign_capacitated(cell_keys: np.ndarray, tile_keys: np.ndarray, max_uses: i
                 return CapacitatedAssignment(chosen, own, lower_bound, rounds)
             certifying_before = bool(depth)
             depth = certify_depth if added == 0 or stalled else 0
+            if finish:
+                depth, final = max(depth, certify_depth), True

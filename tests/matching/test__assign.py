@@ -135,3 +135,15 @@ def test_the_gap_asked_for_is_proven_against_the_true_optimum(gap, price_out, ga
     assert result.gap <= gap
     assert result.lower_bound <= optimum + 1e-6 <= total + 1e-6  # a true bound, a true assignment
     assert total <= (1 + gap) * result.lower_bound + 1e-6
+
+
+def test_a_time_budget_ends_on_a_certifying_search_that_proves_a_true_bound(gap_instance):
+    cells, tiles, matrix, optimum = gap_instance
+    basis = grid_basis(tiles)
+    keys = grid_keys(cells, basis), grid_keys(tiles, basis)
+    shallow = assign_capacitated(*keys, 1, grid_cost(cells, tiles), price_out="kdtree", max_rounds=1)
+    hurried = assign_capacitated(*keys, 1, grid_cost(cells, tiles), price_out="kdtree", time_budget=1e-9)
+    assert hurried.rounds == 2  # the first round's shallow search, then the certifying one
+    assert len(np.unique(hurried.tiles)) == 1500
+    assert shallow.lower_bound < hurried.lower_bound <= optimum + 1e-6
+    assert hurried.gap < 0.5 * shallow.gap
