@@ -104,3 +104,19 @@ def test_a_dense_price_out_finds_each_cells_exact_minimum_and_its_most_violating
         lowest = np.sort(values[cell][violating[cell]])[:8]
         assert lowest.size <= mine.size <= 8
         np.testing.assert_allclose(mine[:lowest.size], lowest, atol=rounding)
+
+
+@pytest.mark.parametrize("method", ["kdtree", "dense"])
+def test_the_bound_counts_tiles_within_the_tolerance_though_it_returns_no_edge_to_them(method):
+    # The tolerance only says which edges are worth adding; every cell's bound stays its exact least value.
+    cell_keys, tile_keys, cost, matrix, prices, u = _instance(17)
+    truth = np.minimum((matrix + prices[None, :]).min(axis=1), u)
+    tolerance = 2.0
+    assert ((truth > u - tolerance) & (truth < u - 1e-3)).sum() > 20  # cells that only the tolerance would hide
+    with PricingData(cell_keys, tile_keys, cost, method=method) as data:
+        pricing = _price_out(data, prices, u, 8, _Depth(16, 4096, 0.0, tolerance))
+    assert pricing.certified
+    # Up to u, each cell's exact least value (a dense sweep goes on past u, a KD-tree search stops there).
+    np.testing.assert_allclose(np.minimum(pricing.best, u), truth, rtol=1e-6, atol=1e-6)
+    found = matrix[pricing.cells, pricing.tiles] + prices[pricing.tiles]
+    assert (found < u[pricing.cells] - tolerance + 0.02).all()  # the dense screen's rounding, as above
