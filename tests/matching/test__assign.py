@@ -5,7 +5,8 @@ from scipy.optimize import linear_sum_assignment
 
 from pipeline import MosaicError, ReuseRule, match_cells
 from pipeline.matching import assign_capacitated, grid_basis, grid_cost, grid_keys
-from pipeline.matching._greedy import _claim
+import pipeline.matching._greedy as greedy_module
+from pipeline.matching._greedy import _claim, _fill_by_lightness, greedy_feasible
 from support.features import clustered_grids, dense_cost
 
 
@@ -91,6 +92,54 @@ def test_claim_gives_each_row_its_first_candidate_with_uses_left_in_priority_ord
     for row in np.flatnonzero(chosen >= 0):  # and never passing over a candidate with uses left
         first = list(candidates[row]).index(chosen[row])
         assert (uses[candidates[row, :first]] == 3).all()
+
+
+@pytest.mark.parametrize("max_uses", [1, 3])
+def test_a_greedy_start_over_its_search_cap_fills_the_cells_left_within_capacity(max_uses, monkeypatch):
+    # Crowded cells (one colour) and a library with few tiles of it: most cells lose their first
+    # candidates, as 2,000,000 target cells did, where doubling the search depth took over 21 GB.
+    cells, tiles = clustered_grids(3000, 31, 1), clustered_grids(4000 // max_uses, 32, 5)
+    basis = grid_basis(tiles)
+    cell_keys, tile_keys = grid_keys(cells, basis), grid_keys(tiles, basis)
+    searched = []
+    real_query = greedy_module._kd_query
+    monkeypatch.setattr(greedy_module, "_kd_query", lambda *a: searched.append(len(a[1]) * a[2]) or real_query(*a))
+    monkeypatch.setattr(greedy_module, "_ROUND_CANDIDATES", 4000)
+    nearest = real_query(greedy_module.KDTree(tile_keys), cell_keys, 4)
+    chosen = greedy_feasible(cell_keys, tile_keys, max_uses, nearest)
+    assert (chosen >= 0).all()
+    assert np.bincount(chosen, minlength=len(tiles)).max() <= max_uses
+    assert max(searched, default=0) <= 4000  # no round searched past the cap: the fill took the rest
+    missed = chosen != nearest[1][:, 0]
+    assert missed.sum() > 1000  # the instance is crowded enough to need the fill
+
+
+def test_the_lightness_fill_gives_each_cell_a_distinct_use_near_its_lightness():
+    rng = np.random.default_rng(6)
+    cell_lightness, tile_lightness = rng.uniform(0, 100, 500), rng.uniform(0, 100, 300)
+    tiles, uses_left = np.arange(1000, 1300), rng.integers(1, 4, 300)
+    chosen = _fill_by_lightness(cell_lightness, tile_lightness, tiles, uses_left)
+    assert (np.bincount(chosen - 1000, minlength=300) <= uses_left).all()
+    # Every use taken, by lightness order: the k-th lightest cell takes a use of a tile no darker than the
+    # (k-1)-th's, so the matching keeps both orders.
+    taken = tile_lightness[chosen - 1000]
+    assert (np.diff(taken[np.argsort(cell_lightness, kind="stable")]) >= 0).all()
+    # With as many uses as cells, each cell is as near its lightness as the sorted matching puts it.
+    even = _fill_by_lightness(cell_lightness[:300], tile_lightness, tiles, np.ones(300, np.int64))
+    np.testing.assert_array_equal(np.sort(tile_lightness[even - 1000]), np.sort(tile_lightness))
+    assert (np.argsort(np.argsort(tile_lightness[even - 1000])) == np.argsort(np.argsort(cell_lightness[:300]))).all()
+
+
+def test_a_capped_greedy_start_still_reaches_the_optimum(monkeypatch):
+    monkeypatch.setattr(greedy_module, "_ROUND_CANDIDATES", 1000)
+    cells, tiles = clustered_grids(400, 33, 1), clustered_grids(700, 34, 5)
+    matrix = dense_cost(cells, tiles)
+    rows, cols = linear_sum_assignment(matrix)
+    basis = grid_basis(tiles)
+    result = assign_capacitated(grid_keys(cells, basis), grid_keys(tiles, basis), 1, grid_cost(cells, tiles),
+                                price_out="kdtree")
+    assert len(np.unique(result.tiles)) == 400
+    assert matrix[np.arange(400), result.tiles].sum() <= matrix[rows, cols].sum() * 1.001
 
 
 def test_a_time_budget_keeps_the_first_rounds_feasible_matching():
